@@ -1,0 +1,29 @@
+"""Closed-form Gaussian rate-distortion-perception theory: the analytic truth of rdp-jax.
+
+Units are nats; `P` is a budget on W2² unless a name says KL. Every function is pure, broadcasts,
+and works under `jit`, `vmap` and `grad` in float64 and float32. See ../shared/THEORY.md.
+"""
+
+from theory._awgn import (
+    awgn_rate as awgn_rate,
+    dp_awgn as dp_awgn,
+    geodesic_rho as geodesic_rho,
+    mmse_awgn as mmse_awgn,
+    mmse_perception_awgn as mmse_perception_awgn,
+    score_scaled_dp as score_scaled_dp,
+    score_scaled_gain as score_scaled_gain,
+)
+from theory._framework import (
+    FrameworkGap as FrameworkGap,
+    FrameworkParameters as FrameworkParameters,
+    framework_gap as framework_gap,
+    rdp_optimal_framework as rdp_optimal_framework,
+)
+from theory._kl import kl_std_deficit as kl_std_deficit
+from theory._scalar import (
+    distortion_rate_perception as distortion_rate_perception,
+    rate_distortion as rate_distortion,
+    rdp_kl as rdp_kl,
+    rdp_w2 as rdp_w2,
+)
+from theory._vector import VectorRDPAllocation as VectorRDPAllocation, rdp_w2_vector as rdp_w2_vector

@@ -1,0 +1,178 @@
+"""Distortion-perception under AWGN and the score-scaled PF-ODE's closed form (THEORY §6-§8).
+
+The observation is Y = X + σN with X ~ N(μ, diag(s²)); `variances` has shape `(..., n)` with the
+components on the last axis, and `noise_var` (σ², isotropic or per component) and `rho`
+broadcast against it. Throughout, a_i = s_i²/(s_i² + σ_i²) is the Wiener gain, kept as ln a_i
+so that a_i → 1 (little noise) loses no precision.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from theory._validate import (
+    as_float,
+    check_components,
+    check_finite,
+    check_nonnegative,
+    check_positive_finite,
+)
+
+
+def _source_and_noise(variances: ArrayLike, noise_var: ArrayLike, where: str) -> tuple[Array, ...]:
+    variances, noise_var = as_float(variances, noise_var)
+    variances = check_components(variances, where)
+    noise_var = check_positive_finite(noise_var, "noise_var", where)
+    return jnp.broadcast_arrays(variances, noise_var)
+
+
+def _log_wiener_gain(variances: Array, noise_var: Array) -> Array:
+    """ln a_i = -ln(1 + σ_i²/s_i²)."""
+    return -jnp.log1p(noise_var / variances)
+
+
+def awgn_rate(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
+    """I(X; Y) = Σ_i ½ ln(1 + s_i²/σ_i²), the ideal rate of sending Y = X + σN (THEORY §8).
+
+    **Arguments:**
+
+    - `variances`: s_i², shape `(..., n)`.
+    - `noise_var`: σ², broadcastable to `variances`.
+
+    **Returns:** the mutual information in nats, shape `(...)`.
+
+    **Raises:** `ValueError` naming `variances` or `noise_var` when not finite and positive.
+    """
+    v, n = _source_and_noise(variances, noise_var, "awgn_rate")
+    return 0.5 * jnp.sum(jnp.log1p(v / n), axis=-1)
+
+
+def mmse_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
+    """D* = Σ_i s_i² σ_i² / (s_i² + σ_i²), the MSE of X* = E[X | Y] (THEORY §6).
+
+    **Arguments / Raises:** as `awgn_rate`.
+
+    **Returns:** the minimum MSE, shape `(...)`.
+    """
+    v, n = _source_and_noise(variances, noise_var, "mmse_awgn")
+    return jnp.sum(v * n / (v + n), axis=-1)
+
+
+def mmse_perception_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
+    """W2²(p_X, p_X*) = Σ_i s_i² (1 - √a_i)², the perception index of the MMSE estimate.
+
+    X* = a·Y has std s√a per component, and Gaussians with a common mean are W2-apart by the
+    difference of their stds (Freirich, Michaeli & Meir, NeurIPS 2021; THEORY §6).
+
+    **Arguments / Raises:** as `awgn_rate`.
+
+    **Returns:** the squared 2-Wasserstein distance, shape `(...)`.
+    """
+    v, n = _source_and_noise(variances, noise_var, "mmse_perception_awgn")
+    return jnp.sum(v * jnp.expm1(0.5 * _log_wiener_gain(v, n)) ** 2, axis=-1)
+
+
+def dp_awgn(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
+    """D(P), the least MSE of an estimator of X from Y whose output is within W2² ≤ P of p_X.
+
+    .. math::
+        D(P) = D^* + \\big[(W_2(p_X, p_{X^*}) - \\sqrt P)_+\\big]^2
+
+    This holds for any source (Freirich, Michaeli & Meir, NeurIPS 2021, Thm. 4); here D* and W2
+    are the Gaussian ones of `mmse_awgn` and `mmse_perception_awgn` (THEORY §6).
+
+    **Arguments:**
+
+    - `P`: W2² budget, shape `(...)`, ≥ 0.
+    - `variances`, `noise_var`: as `awgn_rate`.
+
+    **Returns:** D(P), shape `(...)`. D(0) is the MSE of the optimal transport T(X*); posterior
+    sampling costs 2D*, which is worse.
+
+    **Raises:** `ValueError` naming `P`, `variances` or `noise_var`.
+    """
+    (P,) = as_float(P)
+    P = check_nonnegative(P, "P", "dp_awgn")
+    w2 = jnp.sqrt(mmse_perception_awgn(variances, noise_var))
+    return mmse_awgn(variances, noise_var) + jnp.maximum(w2 - jnp.sqrt(P), 0.0) ** 2
+
+
+def score_scaled_gain(
+    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike
+) -> Float[Array, "... n"]:
+    """The gain a_i^{(1+ρ)/2} of the score-scaled PF-ODE on a Gaussian source.
+
+    Integrating dx/dσ = -(1 + ρ) σ ∇log p_σ(x) from σ down to 0 maps
+    x̂ = μ + (y - μ)·a_i^{(1+ρ)/2} in each eigen-direction (THEORY §7; Wang, Bi & Zhang 2026,
+    Lemma 1 and Prop. 2): ρ = 1 is the MMSE estimate, ρ = 0 the optimal transport T(X*).
+
+    **Arguments:**
+
+    - `rho`: the score scale, finite, broadcastable to `variances` (per-direction ρ allowed).
+    - `variances`, `noise_var`: as `awgn_rate`.
+
+    **Returns:** the per-component gain, the broadcast shape of the arguments.
+
+    **Raises:** `ValueError` naming `rho`, `variances` or `noise_var`.
+    """
+    (rho,) = as_float(rho)
+    rho = check_finite(rho, "rho", "score_scaled_gain")
+    v, n = _source_and_noise(variances, noise_var, "score_scaled_gain")
+    return jnp.exp(0.5 * (1 + rho) * _log_wiener_gain(v, n))
+
+
+def score_scaled_dp(
+    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike
+) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
+    """(D, P) of the score-scaled PF-ODE's output on a Gaussian source (THEORY §7).
+
+    With gain g_i = a_i^{(1+ρ_i)/2}:
+
+    .. math::
+        D = \\sum_i (1 - g_i)^2 s_i^2 + g_i^2 σ_i^2, \\qquad
+        P = \\sum_i s_i^2 (1 - a_i^{ρ_i/2})^2,
+
+    since x̂_i has std g_i √(s_i² + σ_i²) = s_i a_i^{ρ_i/2}.
+
+    **Arguments / Raises:** as `score_scaled_gain`.
+
+    **Returns:** `(D, P)`, each of shape `(...)`.
+    """
+    (rho,) = as_float(rho)
+    rho = check_finite(rho, "rho", "score_scaled_dp")
+    v, n = _source_and_noise(variances, noise_var, "score_scaled_dp")
+    log_a = _log_wiener_gain(v, n)
+    gain = jnp.exp(0.5 * (1 + rho) * log_a)
+    D = jnp.sum(jnp.expm1(0.5 * (1 + rho) * log_a) ** 2 * v + gain**2 * n, axis=-1)
+    P = jnp.sum(v * jnp.expm1(0.5 * rho * log_a) ** 2, axis=-1)
+    return D, P
+
+
+def geodesic_rho(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "... n"]:
+    """Per-direction ρ_i that puts the score-scaled PF-ODE on the DP curve at budget P.
+
+    The optimal estimator is the W2 geodesic X̂ = X* + α (T(X*) - X*), α = 1 - √P / W2(p_X, p_X*)
+    (Freirich et al. 2021), i.e. gain g_i = (1 - α) a_i + α √a_i. Matching a_i^{(1+ρ_i)/2}:
+
+    .. math::
+        ρ_i = \\frac{2 \\ln g_i}{\\ln a_i} - 1
+            = \\frac{2 \\ln(1 - (1 - α)(1 - \\sqrt{a_i}))}{\\ln a_i}.
+
+    A constant ρ reaches the curve only at ρ ∈ {0, 1} when the a_i differ (THEORY §7), so
+    Theorem 3 of Wang, Bi & Zhang (2026) needs this per-direction form.
+
+    **Arguments:**
+
+    - `P`: W2² budget, shape `(...)`, ≥ 0; P ≥ W2² gives ρ = 1 (the MMSE estimate).
+    - `variances`, `noise_var`: as `awgn_rate`.
+
+    **Returns:** ρ_i ∈ [0, 1], shape `(..., n)`.
+
+    **Raises:** `ValueError` naming `P`, `variances` or `noise_var`.
+    """
+    (P,) = as_float(P)
+    P = check_nonnegative(P, "P", "geodesic_rho")
+    v, n = _source_and_noise(variances, noise_var, "geodesic_rho")
+    w2 = jnp.sqrt(mmse_perception_awgn(v, n))
+    mmse_weight = jnp.minimum(jnp.sqrt(P) / w2, 1.0)[..., None]  # 1 - α
+    log_a = _log_wiener_gain(v, n)
+    return 2 * jnp.log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a

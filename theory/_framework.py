@@ -1,0 +1,90 @@
+"""Where RCC + score-scaled PF-ODE reaches R(D, P), and what it pays where not (THEORY §8).
+
+The seed paper's framework sends Y = X + σN at the ideal rate I(X; Y) and decodes with the
+score-scaled PF-ODE. For a scalar Gaussian its (D, P) points lie on R(D, P) = I(X; Y) (Wang, Bi
+& Zhang 2026, Thm. 4). For a vector source with isotropic noise they do not; per-component noise
+and ρ taken from the KKT allocation of THEORY §5 close the gap.
+"""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike
+
+from theory._awgn import awgn_rate, score_scaled_dp
+from theory._vector import rdp_w2_vector
+
+
+class FrameworkGap(NamedTuple):
+    """The framework's operating point and its rate against R(D, P); fields of shape `(...)`.
+
+    - `rate`: I(X; Y), what the framework spends (nats).
+    - `distortion`, `perception`: the decoder's D and W2² P.
+    - `optimal_rate`: R(D, P) at that (D, P).
+    - `gap`: `rate - optimal_rate` ≥ 0.
+    """
+
+    rate: Array
+    distortion: Array
+    perception: Array
+    optimal_rate: Array
+    gap: Array
+
+
+class FrameworkParameters(NamedTuple):
+    """Per-component noise and score scale for which the framework attains R(D, P).
+
+    - `noise_var`: σ_i² = s_i²(1 - r_i²)/r_i², shape `(..., n)`; +∞ for a component sent at
+      zero rate.
+    - `rho`: ρ_i = ln(ŝ_i/s_i) / ln r_i, shape `(..., n)`.
+    - `rate`: Σ_i ½ ln(1 + s_i²/σ_i²) = R(D, P), shape `(...)`.
+    """
+
+    noise_var: Array
+    rho: Array
+    rate: Array
+
+
+def framework_gap(rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> FrameworkGap:
+    """The rate the framework pays above R(D, P) at its own operating point.
+
+    **Arguments:**
+
+    - `rho`: the decoder's score scale, broadcastable to `variances`.
+    - `variances`: s_i², shape `(..., n)`.
+    - `noise_var`: σ², a scalar for the paper's isotropic channel or per component.
+
+    **Returns:** a `FrameworkGap`. Example (THEORY §8): s² = (4, 0.25), σ² = 1, ρ = 1 costs
+    0.916 nats where R(D, P) = 0.854.
+
+    **Raises:** `ValueError` as `score_scaled_dp`.
+    """
+    D, P = score_scaled_dp(rho, variances, noise_var)
+    rate = awgn_rate(variances, noise_var)
+    optimal = rdp_w2_vector(D, P, variances)
+    return FrameworkGap(rate, D, P, optimal, rate - optimal)
+
+
+def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> FrameworkParameters:
+    """Noise and ρ per component that make the framework attain R(D, P) exactly.
+
+    From the optimal allocation (r_i, ŝ_i) of `rdp_w2_vector`: noise σ_i² = s_i²(1 - r_i²)/r_i²
+    makes corr(X_i, Y_i) = r_i, so I(X_i; Y_i) = -½ ln(1 - r_i²) = R_i, and the gain
+    ŝ_i r_i / s_i = r_i^{1+ρ_i} gives the decoder output std ŝ_i (THEORY §8).
+
+    **Arguments:** as `rdp_w2_vector`.
+
+    **Returns:** a `FrameworkParameters`. Components at zero rate (possible only where P does
+    not bind) get infinite noise and ρ = 1, the decoder's constant output.
+
+    **Raises:** `ValueError` as `rdp_w2_vector`.
+    """
+    rate, alloc = rdp_w2_vector(D, P, variances, return_allocation=True)
+    s = alloc.recon_std + jnp.sqrt(alloc.perception)
+    residual = jnp.exp(-2 * alloc.rate)  # 1 - r_i²
+    sent = alloc.rate > 0
+    safe_rate = jnp.where(sent, alloc.rate, 1.0)
+    noise_var = jnp.where(sent, s**2 * residual / -jnp.expm1(-2 * safe_rate), jnp.inf)
+    log_r = 0.5 * jnp.log1p(-jnp.exp(-2 * safe_rate))
+    rho = jnp.where(sent, jnp.log1p(-jnp.sqrt(alloc.perception) / s) / log_r, 1.0)
+    return FrameworkParameters(noise_var, rho, rate)

@@ -1,0 +1,68 @@
+"""The smallest reconstruction std that a Gaussian KL budget allows (THEORY §4)."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+# Newton from a bracketing start converges monotonically and quadratically here; 8 steps reach
+# float64 round-off for every P in [1e-300, 1e300] (tests/test_kl.py checks against
+# scipy.special.lambertw). JAX has no Lambert W, and this one equation does not justify
+# pulling in tensorflow-probability for `tfp.math.lambertw`.
+_NEWTON_STEPS = 8
+
+
+def _expm1_minus_identity(y: Float[Array, "..."]) -> Float[Array, "..."]:
+    """e^y - 1 - y, by its Taylor series where the subtraction would cancel (|y| < 1e-3)."""
+    small = jnp.abs(y) < 1e-3
+    t = jnp.where(small, y, 0.0)
+    series = t * t * (1 / 2 + t * (1 / 6 + t * (1 / 24 + t * (1 / 120 + t / 720))))
+    return jnp.where(small, series, jnp.expm1(y) - y)
+
+
+def _log_variance_ratio(P: Float[Array, "..."], upper: bool) -> Float[Array, "..."]:
+    """Solves `expm1(y) - y = 2P` for y > 0 (`upper`) or y < 0, for finite P > 0.
+
+    With z = e^y this is z - ln z = 1 + 2P, i.e. -z = W(-e^{-1-2P}) on the branch W₋₁ (z > 1)
+    or W₀ (z < 1). Working in y = ln z keeps full relative precision at both ends: near P = 0,
+    where z → 1 and W is not finite-safe at -1/e, and for large P, where z under- or overflows.
+    """
+    if upper:
+        # Both are upper bounds on the root (expm1(y) - y ≥ y²/2 and e^y = 1 + 2P + y), so
+        # Newton on this convex increasing function descends monotonically onto it.
+        y = jnp.minimum(2 * jnp.sqrt(P), jnp.log1p(2 * P + 2 * jnp.sqrt(P)))
+    else:
+        # Lower bounds on the (negative) root, so Newton on this convex decreasing function
+        # rises monotonically onto it: -(1 + 2P) always; -2√P - P below P = 1 (by the cubic
+        # Taylor bound e^y ≥ 1 + y + y²/2 + y³/6).
+        y = jnp.where(P < 1, -2 * jnp.sqrt(P) - P, -(1 + 2 * P))
+    y = jax.lax.stop_gradient(y)
+    for _ in range(_NEWTON_STEPS):
+        y = y - (_expm1_minus_identity(y) - 2 * P) / jnp.expm1(y)
+    # One more step outside stop_gradient gives the implicit-function derivative dy/dP = 2/expm1(y).
+    y = jax.lax.stop_gradient(y)
+    return y - (_expm1_minus_identity(y) - 2 * P) / jnp.expm1(y)
+
+
+def kl_std_deficit(P: Float[Array, "..."], direction: str) -> Float[Array, "..."]:
+    """1 - θ(P), where θ·s is the smallest std a KL budget P allows (THEORY §4).
+
+    For X ~ N(μ, s²) and X̂ ~ N(μ, ŝ²) with ŝ ≤ s, KL ≤ P holds iff ŝ ≥ θ(P)·s, with
+
+    .. math::
+        θ^{-2} = -W_{-1}(-e^{-1-2P}) \\quad (\\text{forward, } KL(p_X \\| p_{\\hat X})), \\qquad
+        θ^{2} = -W_0(-e^{-1-2P}) \\quad (\\text{reverse, } KL(p_{\\hat X} \\| p_X)).
+
+    Serra, Stavrou & Kountouris (JSAIT 2024); Qian et al. (JSAIT 2025).
+
+    **Arguments:**
+
+    - `P`: KL budget in nats, already validated (≥ 0, may be +∞).
+    - `direction`: `"forward"` or `"reverse"`, already validated.
+
+    **Returns:** 1 - θ, computed without cancellation; 0 at P = 0 and 1 at P = ∞.
+    """
+    regular = jnp.isfinite(P) & (P > 0)
+    P_safe = jnp.where(regular, P, jnp.ones_like(P))
+    y = _log_variance_ratio(P_safe, upper=direction == "forward")
+    deficit = -jnp.expm1(-jnp.abs(y) / 2)
+    return jnp.where(regular, deficit, jnp.where(P == 0, 0.0, 1.0).astype(P.dtype))

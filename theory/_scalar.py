@@ -1,0 +1,157 @@
+"""Scalar Gaussian rate-distortion(-perception) functions (THEORY §2-§4).
+
+Conventions: nats; `D` is the MSE budget; `P` is a budget on W2² (or on a KL divergence in
+`rdp_kl`); `var` is the source variance s². All functions broadcast elementwise.
+"""
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from theory._kl import kl_std_deficit
+from theory._validate import as_float, check_components, check_nonnegative, check_positive_finite
+
+
+def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
+    """Shannon's R(D) of a Gaussian source with independent components, by reverse water-filling.
+
+    .. math::
+        R(D) = \\sum_i \\tfrac12 \\ln \\frac{s_i^2}{\\min(θ, s_i^2)}, \\qquad
+        \\sum_i \\min(θ, s_i^2) = D.
+
+    Cover & Thomas, Thm. 10.3.3 (THEORY §2). The water level is exact, not iterated: the sum is
+    concave and piecewise linear in θ, so θ is the largest root of its extended linear pieces.
+
+    **Arguments:**
+
+    - `D`: total MSE budget, shape `(...)`, ≥ 0.
+    - `variances`: component variances s_i², shape `(..., n)`; a scalar is one component.
+
+    **Returns:** R(D) in nats, shape `(...)`: +∞ at D = 0, 0 for D ≥ Σ s_i².
+
+    **Raises:** `ValueError` naming `D` or `variances` when D is negative or NaN, or a variance
+    is not finite and positive.
+    """
+    where = "rate_distortion"
+    D, variances = as_float(D, variances)
+    D = check_nonnegative(D, "D", where)
+    variances = check_components(variances, where)
+    v = jnp.sort(variances, axis=-1)
+    n = v.shape[-1]
+    below = jnp.cumsum(v, axis=-1) - v  # Σ of the k smallest variances, k = 0..n-1
+    theta = jnp.max((D[..., None] - below) / jnp.arange(n, 0, -1, dtype=v.dtype), axis=-1)
+    return 0.5 * jnp.sum(jnp.maximum(jnp.log(v) - jnp.log(theta)[..., None], 0.0), axis=-1)
+
+
+def _rate_with_std_floor(D: Array, var: Array, deficit: Array) -> Array:
+    """R(D) when perception only forces the reconstruction std ŝ ≥ s - deficit (THEORY §3-§4).
+
+    The optimal ŝ is max(s - deficit, √(s² - D)₊): the unconstrained Shannon choice when the
+    floor is below it, else the floor. On the floor, with r the correlation needed for D,
+
+    .. math::
+        1 - r^2 = \\frac{(D - (s-ŝ)^2)\\,((s+ŝ)^2 - D)}{4 s^2 ŝ^2},
+
+    which factors 4s²ŝ² - (s² + ŝ² - D)² and so stays accurate as r → 1.
+    """
+    s = jnp.sqrt(var)
+    s_hat = s - deficit
+    floor_binds = s_hat > jnp.sqrt(jnp.maximum(var - D, 0.0))
+    zero_rate = D >= var + s_hat**2
+    on_floor = floor_binds & ~zero_rate
+    # Masked branches get harmless inputs so that neither values nor gradients turn into NaN.
+    d_f = jnp.where(on_floor, deficit, 0.0)
+    D_f = jnp.where(on_floor, D, var)
+    s_hat_f = s - d_f
+    floor_rate = 0.5 * (
+        jnp.log(4 * var * s_hat_f**2) - jnp.log(D_f - d_f**2) - jnp.log((s + s_hat_f) ** 2 - D_f)
+    )
+    shannon = jnp.maximum(0.5 * jnp.log(var / jnp.where(floor_binds, var, D)), 0.0)
+    return jnp.where(floor_binds, jnp.where(zero_rate, 0.0, floor_rate), shannon)
+
+
+def rdp_w2(D: ArrayLike, P: ArrayLike, var: ArrayLike) -> Float[Array, "..."]:
+    """R(D, P) of a scalar Gaussian under MSE distortion and a W2² perception budget.
+
+    With ŝ_min = (s - √P)₊ (THEORY §3; Zhang, Qian, Chen & Khisti, NeurIPS 2021, Thm. 2):
+
+    .. math::
+        R(D,P) = \\begin{cases}
+          \\max(\\tfrac12 \\ln \\frac{s^2}{D}, 0) & \\sqrt P \\ge s - \\sqrt{|s^2 - D|} \\\\
+          \\tfrac12 \\ln \\frac{s^2 ŝ_{min}^2}{s^2 ŝ_{min}^2 - ((s^2 + ŝ_{min}^2 - D)/2)^2}
+            & \\text{otherwise, and } 0 \\text{ once } D \\ge s^2 + ŝ_{min}^2.
+        \\end{cases}
+
+    **Arguments:**
+
+    - `D`: MSE budget, ≥ 0.
+    - `P`: W2² budget, ≥ 0 (+∞ gives Shannon's R(D)).
+    - `var`: source variance s², finite and > 0.
+
+    **Returns:** R(D, P) in nats, broadcast over the arguments; +∞ at D = 0.
+
+    **Raises:** `ValueError` naming the argument for negative or NaN `D`/`P`, or a `var` that is
+    not finite and positive; under `jit`, the same message at run time.
+    """
+    where = "rdp_w2"
+    D, P, var = as_float(D, P, var)
+    D = check_nonnegative(D, "D", where)
+    P = check_nonnegative(P, "P", where)
+    var = check_positive_finite(var, "var", where)
+    return _rate_with_std_floor(D, var, jnp.minimum(jnp.sqrt(P), jnp.sqrt(var)))
+
+
+def rdp_kl(D: ArrayLike, P: ArrayLike, var: ArrayLike, direction: str) -> Float[Array, "..."]:
+    """R(D, P) of a scalar Gaussian under MSE distortion and a KL perception budget.
+
+    The KL budget only bounds ŝ from below, ŝ ≥ θ(P)·s (see `kl_std_deficit`), so the W2 formula
+    holds with ŝ_min = θ(P)·s (THEORY §4; Serra, Stavrou & Kountouris, JSAIT 2024).
+
+    **Arguments:**
+
+    - `D`: MSE budget, ≥ 0.
+    - `P`: KL budget in nats, ≥ 0.
+    - `var`: source variance s², finite and > 0.
+    - `direction`: `"forward"` bounds KL(p_X ‖ p_X̂); `"reverse"` bounds KL(p_X̂ ‖ p_X).
+
+    **Returns:** R(D, P) in nats, broadcast over the arguments.
+
+    **Raises:** `ValueError` for an unknown `direction`, and as `rdp_w2` for the others.
+    """
+    where = "rdp_kl"
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"{where}: `direction` must be 'forward' or 'reverse', got {direction!r}.")
+    D, P, var = as_float(D, P, var)
+    D = check_nonnegative(D, "D", where)
+    P = check_nonnegative(P, "P", where)
+    var = check_positive_finite(var, "var", where)
+    return _rate_with_std_floor(D, var, jnp.sqrt(var) * kl_std_deficit(P, direction))
+
+
+def distortion_rate_perception(R: ArrayLike, P: ArrayLike, var: ArrayLike) -> Float[Array, "..."]:
+    """D(R, P) of a scalar Gaussian under a W2² budget: the inverse of `rdp_w2` in D.
+
+    .. math::
+        D(R,P) = D^* + \\big[(W_2(p_X, p_{X^*}) - \\sqrt P)_+\\big]^2, \\qquad
+        D^* = s^2 e^{-2R}, \\quad W_2(p_X, p_{X^*}) = s(1 - r), \\quad r = \\sqrt{1 - e^{-2R}}.
+
+    One encoder of rate R serves every perception level (Zhang et al., NeurIPS 2021; THEORY §3).
+
+    **Arguments:**
+
+    - `R`: rate in nats, ≥ 0 (+∞ gives D = 0).
+    - `P`: W2² budget, ≥ 0.
+    - `var`: source variance s², finite and > 0.
+
+    **Returns:** the least achievable MSE, broadcast over the arguments.
+
+    **Raises:** `ValueError` naming `R`, `P` or `var` for invalid values; under `jit`, at run time.
+    """
+    where = "distortion_rate_perception"
+    R, P, var = as_float(R, P, var)
+    R = check_nonnegative(R, "R", where)
+    P = check_nonnegative(P, "P", where)
+    var = check_positive_finite(var, "var", where)
+    residual = jnp.exp(-2 * R)  # 1 - r²
+    r = jnp.sqrt(-jnp.expm1(-2 * R))
+    w2_mmse = jnp.sqrt(var) * residual / (1 + r)  # s(1 - r) without cancellation
+    return var * residual + jnp.maximum(w2_mmse - jnp.sqrt(P), 0.0) ** 2
