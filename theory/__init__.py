@@ -26,4 +26,7 @@ from theory._scalar import (
     rdp_kl as rdp_kl,
     rdp_w2 as rdp_w2,
 )
-from theory._vector import VectorRDPAllocation as VectorRDPAllocation, rdp_w2_vector as rdp_w2_vector
+from theory._vector import (
+    VectorRDPAllocation as VectorRDPAllocation,
+    rdp_w2_vector as rdp_w2_vector,
+)

@@ -52,9 +52,7 @@ def check_nonnegative(x: Array, name: str, where: str) -> Array:
 
 def check_positive_finite(x: Array, name: str, where: str) -> Array:
     """Rejects NaN, infinite and non-positive values."""
-    return check(
-        x, ~(jnp.isfinite(x) & (x > 0)), f"{where}: `{name}` must be finite and > 0."
-    )
+    return check(x, ~(jnp.isfinite(x) & (x > 0)), f"{where}: `{name}` must be finite and > 0.")
 
 
 def check_finite(x: Array, name: str, where: str) -> Array:

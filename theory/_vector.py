@@ -29,6 +29,9 @@ from jaxtyping import Array, ArrayLike, Float
 
 from theory._validate import as_float, check_components, check_nonnegative
 
+# Newton converges quadratically except near the triple root at a = 1, ω = 1 (a component
+# exactly at the water level), where it is linear with ratio 2/3; 40 steps leave < 3e-15 nats
+# there (measured over a ∈ [1e-30, 1e30], ω ∈ [0, 1] against 300 steps).
 _NEWTON_STEPS = 40
 _LOG_LAMBDA_STEPS = 96
 _OMEGA_STEPS = 64
@@ -61,12 +64,13 @@ class VectorRDPAllocation(NamedTuple):
 
 def _complementary_correlation(a: Array, omega: Array) -> Array:
     """q = 1 - r, the root of G in (0, 1] (module docstring), by monotone Newton from 0."""
-    q = jnp.zeros_like(a)
-    for _ in range(_NEWTON_STEPS):
+
+    def newton(_, q):
         g = a * q * (2 - q) * (1 - omega * q) - (1 - q)
         dg = a * ((2 - 2 * q) * (1 - omega * q) - omega * q * (2 - q)) + 1
-        q = jnp.minimum(q - g / dg, 1.0)
-    return q
+        return jnp.minimum(q - g / dg, 1.0)
+
+    return jax.lax.fori_loop(0, _NEWTON_STEPS, newton, jnp.zeros_like(a))
 
 
 def _distortion_perception(a: Array, omega: Array, s: Array) -> tuple[Array, Array, Array]:
@@ -152,6 +156,13 @@ def _rate_and_allocation_jvp(primals, tangents):
     return out, (dR, *(jnp.zeros_like(o) for o in out[1:]))
 
 
+# One compiled solve per shape and dtype: called eagerly, the nested fori_loops would otherwise
+# be traced and compiled afresh on every call.
+_solve_broadcast = jax.jit(
+    jnp.vectorize(_rate_and_allocation, signature="(),(),(n)->(),(n),(n),(n),(n),(n),(),(),()")
+)
+
+
 def rdp_w2_vector(
     D: ArrayLike, P: ArrayLike, variances: ArrayLike, *, return_allocation: bool = False
 ) -> Float[Array, "..."] | tuple[Float[Array, "..."], VectorRDPAllocation]:
@@ -179,8 +190,7 @@ def rdp_w2_vector(
     D = check_nonnegative(D, "D", where)
     P = check_nonnegative(P, "P", where)
     variances = check_components(variances, where)
-    solve = jnp.vectorize(_rate_and_allocation, signature="(),(),(n)->(),(n),(n),(n),(n),(n),(),(),()")
-    R, r, s_hat, D_i, P_i, R_i, lam, mu, _ = solve(D, P, variances)
+    R, r, s_hat, D_i, P_i, R_i, lam, mu, _ = _solve_broadcast(D, P, variances)
     if not return_allocation:
         return R
     return R, VectorRDPAllocation(r, s_hat, D_i, P_i, R_i, lam, mu)

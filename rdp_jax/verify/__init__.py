@@ -1,0 +1,18 @@
+"""`rdp-jax verify`: a registry of claims, each measured, compared and judged.
+
+Adding a claim is a decorated function returning a `Measurement`::
+
+    @claim("rdp_w2 = brute force", "Zhang et al. 2021, THEORY §3", group="theory")
+    def _check() -> Measurement:
+        return Measurement(measured=..., expected=..., tolerance=...)
+"""
+
+from rdp_jax.verify import _theory_claims  # noqa: F401 - registers the claims
+from rdp_jax.verify._registry import (
+    Claim as Claim,
+    ClaimResult as ClaimResult,
+    Measurement as Measurement,
+    claim as claim,
+    registered_claims as registered_claims,
+    run_claims as run_claims,
+)

@@ -1,0 +1,130 @@
+"""Claims: named, sourced numerical statements that `rdp-jax verify` measures and judges."""
+
+import dataclasses
+import math
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
+
+Comparison = Literal["equal", "at_most", "at_least", "report"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """What a claim measured, what it expected, and how they are compared.
+
+    - `comparison="equal"`: passes when |measured - expected| ≤ tolerance.
+    - `"at_most"` / `"at_least"`: measured ≤ expected + tolerance / ≥ expected - tolerance.
+    - `"report"`: a figure worth printing that asserts nothing (verdict INFO).
+    - `detail`: one line on how it was measured (sample size, grid, worst point).
+    """
+
+    measured: float
+    expected: float
+    tolerance: float
+    comparison: Comparison = "equal"
+    detail: str = ""
+
+    def passed(self) -> bool | None:
+        m, e, t = self.measured, self.expected, self.tolerance
+        if self.comparison == "report":
+            return None
+        if math.isnan(m):
+            return False
+        if self.comparison == "equal":
+            return abs(m - e) <= t or m == e
+        if self.comparison == "at_most":
+            return m <= e + t
+        return m >= e - t
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    name: str
+    source: str
+    group: str
+    measure: Callable[[], Measurement]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimResult:
+    """A judged claim, as printed by `rdp-jax verify` (and its `--json`)."""
+
+    name: str
+    source: str
+    group: str
+    measured: float
+    expected: float
+    tolerance: float
+    comparison: Comparison
+    verdict: Literal["PASS", "FAIL", "INFO", "ERROR"]
+    detail: str
+    seconds: float
+
+
+_REGISTRY: dict[str, Claim] = {}
+
+
+def claim(name: str, source: str, *, group: str) -> Callable:
+    """Registers a zero-argument function returning a `Measurement` as a claim.
+
+    **Arguments:**
+
+    - `name`: unique, short, says what is claimed ("rdp_w2 = brute force").
+    - `source`: the paper and result it checks ("Zhang et al. 2021, Gaussian RDP closed form").
+    - `group`: which part of rdp-jax it exercises ("theory", "decoder", "rcc", ...).
+
+    **Raises:** `ValueError` when the name is taken.
+    """
+
+    def register(measure: Callable[[], Measurement]) -> Callable[[], Measurement]:
+        if name in _REGISTRY:
+            raise ValueError(f"claim: the name {name!r} is registered twice.")
+        _REGISTRY[name] = Claim(name, source, group, measure)
+        return measure
+
+    return register
+
+
+def registered_claims(groups: Iterable[str] | None = None) -> list[Claim]:
+    """The registered claims, in registration order, optionally only those in `groups`."""
+    wanted = None if groups is None else set(groups)
+    return [c for c in _REGISTRY.values() if wanted is None or c.group in wanted]
+
+
+def run_claims(claims: Iterable[Claim]) -> Iterator[ClaimResult]:
+    """Measures and judges each claim in turn; an exception becomes an ERROR verdict."""
+    for c in claims:
+        start = time.perf_counter()
+        try:
+            m = c.measure()
+        except Exception as error:  # reported as the claim's verdict, never raised
+            last = traceback.format_exception_only(error)[-1].strip()
+            nan = float("nan")
+            yield ClaimResult(
+                c.name,
+                c.source,
+                c.group,
+                nan,
+                nan,
+                nan,
+                "equal",
+                "ERROR",
+                last,
+                time.perf_counter() - start,
+            )
+            continue
+        verdict = {True: "PASS", False: "FAIL", None: "INFO"}[m.passed()]
+        yield ClaimResult(
+            c.name,
+            c.source,
+            c.group,
+            float(m.measured),
+            float(m.expected),
+            float(m.tolerance),
+            m.comparison,
+            verdict,
+            m.detail,
+            time.perf_counter() - start,
+        )
