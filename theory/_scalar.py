@@ -38,7 +38,11 @@ def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
     v = jnp.sort(variances, axis=-1)
     n = v.shape[-1]
     below = jnp.cumsum(v, axis=-1) - v  # Σ of the k smallest variances, k = 0..n-1
-    theta = jnp.max((D[..., None] - below) / jnp.arange(n, 0, -1, dtype=v.dtype), axis=-1)
+    candidates = (D[..., None] - below) / jnp.arange(n, 0, -1, dtype=v.dtype)
+    # Gather the winner rather than reduce with max: max's derivative multiplies the losers by
+    # zero, which is NaN against the infinite d(ln θ)/dθ at D = 0.
+    best = jnp.argmax(candidates, axis=-1, keepdims=True)
+    theta = jnp.take_along_axis(candidates, best, axis=-1)[..., 0]
     return 0.5 * jnp.sum(jnp.maximum(jnp.log(v) - jnp.log(theta)[..., None], 0.0), axis=-1)
 
 
@@ -65,7 +69,8 @@ def _rate_with_std_floor(D: Array, var: Array, deficit: Array) -> Array:
     floor_rate = 0.5 * (
         jnp.log(4 * var * s_hat_f**2) - jnp.log(D_f - d_f**2) - jnp.log((s + s_hat_f) ** 2 - D_f)
     )
-    shannon = jnp.maximum(0.5 * jnp.log(var / jnp.where(floor_binds, var, D)), 0.0)
+    # ln s² - ln D rather than ln(s²/D), so that dR/dD = -1/(2D) is -∞ at D = 0, not NaN.
+    shannon = jnp.maximum(0.5 * (jnp.log(var) - jnp.log(jnp.where(floor_binds, var, D))), 0.0)
     return jnp.where(floor_binds, jnp.where(zero_rate, 0.0, floor_rate), shannon)
 
 
