@@ -1,0 +1,266 @@
+"""`decode`: the score-scaled PF-ODE decoder of the seed paper, batched and compiled once."""
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+
+from rdp_jax._decoder._baselines import reverse_sde_sample
+from rdp_jax._decoder._diffrax import diffrax_decode
+from rdp_jax._decoder._exponential import MAX_ORDER, exponential_decode
+from rdp_jax.scores import ScoreSource
+
+EXPONENTIAL = {f"exp{k}": k for k in range(1, MAX_ORDER + 1)}
+METHODS = ("tsit5", "heun", "euler", *EXPONENTIAL)
+# The best fixed-budget method (benchmarks/decoder.py) and its default last positive σ.
+DEFAULT_FIXED = "exp4"
+_SIGMA_MIN = {"tsit5": 1e-5, "heun": 2e-3, "euler": 2e-3, **dict.fromkeys(EXPONENTIAL, 2e-2)}
+
+
+class DecodeInfo(NamedTuple):
+    """What `decode(..., return_info=True)` reports besides x̂.
+
+    - `nfe`: denoiser/score evaluations spent on each sample, shape `(batch,)` (or `()`).
+    - `method`: the integrator used.
+    """
+
+    nfe: Int[Array, "*batch"]
+    method: str
+
+
+def _event_shape(model: ScoreSource, y: Array, where: str) -> tuple[int, ...]:
+    event = getattr(model, "event_shape", None)
+    if event is None:
+        raise ValueError(f"{where}: `model` must know its `event_shape` to tell a batch apart.")
+    event = tuple(event)
+    if y.shape != event and y.shape[1:] != event:
+        raise ValueError(
+            f"{where}: `y` must have shape {event} (one sample) or (batch, *{event}); "
+            f"got {y.shape}."
+        )
+    return event
+
+
+def _check(x: Array, bad: Array, message: str) -> Array:
+    if isinstance(bad, jax.core.Tracer):
+        return eqx.error_if(x, bad, message)
+    if np.any(np.asarray(bad)):
+        raise ValueError(message)
+    return x
+
+
+def _prepare(
+    y: ArrayLike, sigma: ArrayLike, model: ScoreSource, where: str
+) -> tuple[Array, Array, tuple[int, ...], bool]:
+    """Validates `y` and `sigma`; returns (batch, per-sample σ, event shape, was one sample)."""
+    y = jnp.asarray(y)
+    if not jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(jnp.result_type(float))
+    event = _event_shape(model, y, where)
+    single = y.shape == event
+    batch = y[None] if single else y
+    sigma = jnp.asarray(sigma, y.dtype)
+    if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape[0] != batch.shape[0]):
+        raise ValueError(f"{where}: `sigma` must be a scalar or one per sample; got {sigma.shape}.")
+    batch = _check(batch, ~jnp.all(jnp.isfinite(batch)), f"{where}: `y` must be finite.")
+    sigma = _check(
+        sigma,
+        ~jnp.all(jnp.isfinite(sigma) & (sigma > 0)),
+        f"{where}: `sigma` must be finite and > 0.",
+    )
+    return batch, jnp.broadcast_to(sigma, batch.shape[:1]), event, single
+
+
+def _resolve_method(method: str | None, num_steps: int | None, where: str) -> tuple[str, int]:
+    if method is None:
+        method = "tsit5" if num_steps is None else DEFAULT_FIXED
+    if method not in METHODS:
+        raise ValueError(f"{where}: unknown `method` {method!r}; choose one of {METHODS}.")
+    if method == "tsit5":
+        if num_steps is not None:
+            raise ValueError(f"{where}: `num_steps` does not apply to the adaptive 'tsit5'.")
+        return method, 0
+    if num_steps is None:
+        num_steps = 20
+    minimum = {"heun": 3, "euler": 2}.get(method, 2)
+    if int(num_steps) != num_steps or num_steps < minimum:
+        raise ValueError(f"{where}: `num_steps` must be an integer >= {minimum} for {method!r}.")
+    return method, int(num_steps)
+
+
+@eqx.filter_jit
+def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule):
+    def one(y_i, sigma_i):
+        if method in EXPONENTIAL:
+            x_hat = exponential_decode(
+                model,
+                y_i,
+                sigma_i,
+                kappa,
+                num_steps=num_steps,
+                order=EXPONENTIAL[method],
+                sigma_min=sigma_min,
+            )
+            return x_hat, jnp.asarray(num_steps)
+        return diffrax_decode(
+            model,
+            y_i,
+            sigma_i,
+            kappa,
+            method=method,
+            num_steps=num_steps,
+            sigma_min=sigma_min,
+            rtol=rtol,
+            atol=atol,
+            max_steps=16384,
+            schedule=schedule,
+        )
+
+    return jax.vmap(one)(y, sigma)
+
+
+def decode(
+    y: Float[ArrayLike, "*batch event"],
+    sigma: Float[ArrayLike, "*batch"],
+    rho: Float[ArrayLike, "..."],
+    model: ScoreSource,
+    *,
+    method: str | None = None,
+    num_steps: int | None = None,
+    return_info: bool = False,
+    sigma_min: float | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    schedule=None,
+    allow_any_rho: bool = False,
+) -> Float[Array, "*batch event"] | tuple[Float[Array, "*batch event"], DecodeInfo]:
+    """Decodes AWGN observations y = x + σn with the score-scaled PF-ODE (Wang, Bi & Zhang 2026).
+
+    Integrates, in VE coordinates from the observation's σ down to 0,
+
+    .. math::
+        \\frac{dx}{dσ} = -(1 + ρ)\\, σ\\, ∇\\log p_σ(x) = (1+ρ)\\,\\frac{x - D(x, σ)}{σ}
+
+    (THEORY §7): ρ = 0 is the probability-flow ODE (perfect perception), ρ = 1 lands on the MMSE
+    estimate, and ρ between them sweeps the distortion-perception tradeoff.
+
+    **Arguments:**
+
+    - `y`: one observation of the model's event shape, or a batch with a leading axis.
+    - `sigma`: the noise std, a scalar or one per sample; > 0.
+    - `rho`: the score scale, a scalar or an array broadcastable to one sample (per-dimension ρ,
+      as `theory.geodesic_rho` gives). Must lie in [0, 1] unless `allow_any_rho`.
+    - `model`: a `rdp_jax.scores.ScoreSource` that knows its `event_shape`.
+    - `method`: "tsit5" (adaptive reference), "heun", "euler" (fixed-step, EDM grid) or
+      "exp1" ... "exp4" (multistep exponential integrators of that order in ln σ; "exp1" is the
+      ρ-scaled DDIM). Default: "tsit5" without `num_steps`, else "exp4", the most accurate
+      per evaluation (benchmarks/decoder.py).
+    - `num_steps`: the evaluation budget per sample of a fixed-step method (default 20).
+    - `return_info`: also return a `DecodeInfo` with the evaluations spent.
+    - `sigma_min`: the last positive noise level before the final step to σ = 0 (default per
+      method: 1e-5 for tsit5, 2e-3 for EDM Heun/Euler, 2e-2 for exp*, which extrapolates the
+      final step).
+    - `rtol`, `atol`: the adaptive controller's tolerances (tsit5 only).
+    - `schedule`: a VP schedule (`rdp_jax.VPLinear`, `VPCosine`) to integrate in its time instead
+      of σ (tsit5/heun/euler); the decoded output is the same up to solver error.
+    - `allow_any_rho`: permit ρ outside [0, 1], where both D and P get worse (THEORY §7).
+
+    **Returns:** x̂ with the shape of `y`; with `return_info`, `(x̂, info)`.
+
+    **Raises:** `ValueError` naming the argument for a bad shape, σ ≤ 0, non-finite `y`, ρ out
+    of range, an unknown method or a bad budget; under `jit`, value checks raise at run time.
+    """
+    where = "decode"
+    method, num_steps = _resolve_method(method, num_steps, where)
+    if schedule is not None and method in EXPONENTIAL:
+        raise ValueError(f"{where}: `schedule` applies to tsit5/heun/euler; {method!r} is VE-only.")
+    batch, sigma, event, single = _prepare(y, sigma, model, where)
+    rho = jnp.asarray(rho, batch.dtype)
+    try:
+        kappa = jnp.broadcast_to(1 + rho, event)
+    except ValueError:
+        raise ValueError(
+            f"{where}: `rho` of shape {rho.shape} does not broadcast to one sample {event}."
+        ) from None
+    kappa = _check(kappa, ~jnp.all(jnp.isfinite(kappa)), f"{where}: `rho` must be finite.")
+    if not allow_any_rho:
+        kappa = _check(
+            kappa,
+            jnp.any((kappa < 1) | (kappa > 2)),
+            f"{where}: `rho` must lie in [0, 1]; pass allow_any_rho=True to go outside.",
+        )
+    sigma_min = _SIGMA_MIN[method] if sigma_min is None else float(sigma_min)
+    x_hat, nfe = _decode_batch(
+        model, batch, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule
+    )
+    if single:
+        x_hat, nfe = x_hat[0], nfe[0]
+    return (x_hat, DecodeInfo(nfe, method)) if return_info else x_hat
+
+
+@eqx.filter_jit
+def _tweedie_batch(model, y, sigma):
+    return jax.vmap(model.denoise)(y, sigma)
+
+
+def tweedie_denoise(
+    y: Float[ArrayLike, "*batch event"], sigma: Float[ArrayLike, "*batch"], model: ScoreSource
+) -> Float[Array, "*batch event"]:
+    """The one-step MMSE estimate E[X | Y = y] = y + σ² ∇log p_σ(y) (Tweedie's formula).
+
+    The seed paper's MMSE baseline; `decode` with ρ = 1 reaches the same point by integration.
+
+    **Arguments / Raises:** `y`, `sigma`, `model` as `decode`.
+
+    **Returns:** the posterior mean, shaped like `y`.
+    """
+    batch, sigma, _, single = _prepare(y, sigma, model, "tweedie_denoise")
+    x_hat = _tweedie_batch(model, batch, sigma)
+    return x_hat[0] if single else x_hat
+
+
+@eqx.filter_jit
+def _posterior_batch(model, keys, y, sigma, num_steps, sigma_min):
+    def one(key, y_i, sigma_i):
+        return reverse_sde_sample(
+            model, key, y_i, sigma_i, num_steps=num_steps, sigma_min=sigma_min
+        )
+
+    return jax.vmap(one)(keys, y, sigma)
+
+
+def posterior_sample(
+    key: PRNGKeyArray,
+    y: Float[ArrayLike, "*batch event"],
+    sigma: Float[ArrayLike, "*batch"],
+    model: ScoreSource,
+    *,
+    num_steps: int = 200,
+    sigma_min: float = 2e-3,
+) -> Float[Array, "*batch event"]:
+    """Approximate posterior samples X ~ p(x | y) by the reverse-SDE Euler-Maruyama sampler.
+
+    The seed paper's perfect-realism baseline: MSE 2D*, against D(0) < 2D* for the ρ = 0
+    decoder (THEORY §6).
+
+    **Arguments:**
+
+    - `key`: a `jax.random.key`; each sample gets its own split of it.
+    - `y`, `sigma`, `model`: as `decode`.
+    - `num_steps`: Euler-Maruyama steps (the NFE is `num_steps`).
+    - `sigma_min`: the last noise level before the final Tweedie step.
+
+    **Returns:** one sample per observation, shaped like `y`.
+
+    **Raises:** as `decode`, and `ValueError` for `num_steps` < 2.
+    """
+    where = "posterior_sample"
+    if int(num_steps) != num_steps or num_steps < 2:
+        raise ValueError(f"{where}: `num_steps` must be an integer >= 2.")
+    batch, sigma, _, single = _prepare(y, sigma, model, where)
+    keys = jax.random.split(key, batch.shape[0])
+    x = _posterior_batch(model, keys, batch, sigma, int(num_steps), float(sigma_min))
+    return x[0] if single else x
