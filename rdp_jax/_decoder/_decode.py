@@ -57,8 +57,9 @@ def _prepare(
 ) -> tuple[Array, Array, tuple[int, ...], bool]:
     """Validates `y` and `sigma`; returns (batch, per-sample σ, event shape, was one sample)."""
     y = jnp.asarray(y)
-    if not jnp.issubdtype(y.dtype, jnp.floating):
-        y = y.astype(jnp.result_type(float))
+    dtype = y.dtype if jnp.issubdtype(y.dtype, jnp.floating) else jnp.result_type(float)
+    # A strong dtype: a weakly typed y (jnp.full(..., 1.0)) would otherwise retrace.
+    y = jnp.asarray(y, dtype=dtype)
     event = _event_shape(model, y, where)
     single = y.shape == event
     batch = y[None] if single else y

@@ -114,5 +114,10 @@ def diffrax_decode(
     )
     x_end = solution.ys[-1] / schedule.scale(t1) if vp else solution.ys[-1]
     x_hat = model.denoise(x_end, sigma_end)
-    evals = _EVALS_PER_STEP[method] * solution.stats["num_steps"]
-    return x_hat, evals + (method == "tsit5") + 1
+    stats = solution.stats
+    evals = _EVALS_PER_STEP[method] * stats["num_steps"] + 1  # + the final Tweedie step
+    if method == "tsit5":
+        # The first-same-as-last evaluation at the start, and again after each rejected step
+        # (counted with a callback in tests/test_decoder.py).
+        evals = evals + 1 + stats["num_rejected_steps"]
+    return x_hat, evals

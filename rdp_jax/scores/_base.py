@@ -19,6 +19,12 @@ class ScoreSource(eqx.Module):
         if cls.score is ScoreSource.score and cls.denoise is ScoreSource.denoise:
             raise TypeError(f"{cls.__name__} must override `score` or `denoise`.")
 
+    @property
+    def event_shape(self) -> tuple[int, ...] | None:
+        """The shape of one sample, or `None` when the source cannot tell (batched callers such
+        as `rdp_jax.decode` need it to tell one sample from a batch)."""
+        return None
+
     def score(self, x: Float[Array, "*event"], sigma: Float[ArrayLike, ""]) -> Float[Array, "*event"]:
         """∇_x log p_σ(x)."""
         return (self.denoise(x, sigma) - x) / sigma**2
