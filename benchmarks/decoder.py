@@ -48,7 +48,9 @@ def accuracy_table() -> dict:
     model = scores.gaussian(jnp.zeros(16), variances)
     rows = []
     for rtol in (1e-4, 1e-6, 1e-8):
-        err, nfe = worst_relative_error(model, variances, method="tsit5", rtol=rtol, atol=rtol * 1e-2)
+        err, nfe = worst_relative_error(
+            model, variances, method="tsit5", rtol=rtol, atol=rtol * 1e-2
+        )
         rows.append(("tsit5", f"rtol={rtol:g}", nfe, err))
     for method in ("euler", "heun", "exp1", "exp2", "exp3", "exp4"):
         for steps in (8, 12, 16, 20, 32, 64):
@@ -97,7 +99,9 @@ def throughput(batch: int, num_steps: int) -> None:
     field(0.0, y_np)  # compile
 
     def scipy_decode(rtol):
-        sol = solve_ivp(field, (np.log(sigma), np.log(1e-3)), y_np, method="RK45", rtol=rtol, atol=rtol * 1e-2)
+        sol = solve_ivp(
+            field, (np.log(sigma), np.log(1e-3)), y_np, method="RK45", rtol=rtol, atol=rtol * 1e-2
+        )
         x_end = jnp.asarray(sol.y[:, -1].reshape(batch, d))
         return denoise(x_end, 1e-3), sol.nfev + 1
 
@@ -111,10 +115,18 @@ def throughput(batch: int, num_steps: int) -> None:
     print(f"\n## Throughput: {batch} samples × {d} dims, ρ = {rho}, σ = {sigma}\n")
     print("| decoder | NFE | max |x̂ - exact| | seconds | samples/s |")
     print("|---|---|---|---|---|")
-    print(f"| rdp-jax exp4 (jit, vmap) | {num_steps} | {ours_err:.1e} | {ours:.3f} | {batch / ours:,.0f} |")
-    print(f"| solve_ivp RK45 rtol={rtol:g} | {nfev} | {scipy_err:.1e} | {scipy_time:.3f} | {batch / scipy_time:,.0f} |")
-    print(f"\nspeed-up at matched accuracy: {scipy_time / ours:.1f}x; rdp-jax compile + first run "
-          f"{compile_and_run:.2f} s (excluded above)")
+    print(
+        f"| rdp-jax exp4 (jit, vmap) | {num_steps} | {ours_err:.1e} | {ours:.3f} "
+        f"| {batch / ours:,.0f} |"
+    )
+    print(
+        f"| solve_ivp RK45 rtol={rtol:g} | {nfev} | {scipy_err:.1e} | {scipy_time:.3f} "
+        f"| {batch / scipy_time:,.0f} |"
+    )
+    print(
+        f"\nspeed-up at matched accuracy: {scipy_time / ours:.1f}x; rdp-jax compile + first run "
+        f"{compile_and_run:.2f} s (excluded above)"
+    )
 
 
 def main() -> None:

@@ -39,7 +39,9 @@ def min_rate_over_std(D, var, lo, hi):
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
     if b > a:
         res = minimize_scalar(
-            lambda t: gaussian_rate(D, s, t), bounds=(a, b), method="bounded",
+            lambda t: gaussian_rate(D, s, t),
+            bounds=(a, b),
+            method="bounded",
             options={"xatol": 1e-13 * max(b, 1.0), "maxiter": 500},
         )
         candidates.append(res.fun)
@@ -155,7 +157,12 @@ def rdp_vector_brute(D, P, variances, starts=8, seed=0):
     for _ in range(starts):
         x0 = np.concatenate([rng.uniform(0.05, 0.95, n), s * rng.uniform(0.5, 1.0, n)])
         res = minimize(
-            rate, x0, jac=rate_grad, method="SLSQP", bounds=bounds, constraints=constraints,
+            rate,
+            x0,
+            jac=rate_grad,
+            method="SLSQP",
+            bounds=bounds,
+            constraints=constraints,
             options={"ftol": 1e-15, "maxiter": 1000},
         )
         repaired = _repair(res.x[:n], res.x[n:], s, D, P)
@@ -234,13 +241,20 @@ def dp_awgn_brute(P, variances, noise_var, starts=6, seed=0):
         k = 2 * (s - t) / t
         return np.concatenate([k * x[:n] * y_var, k * x[n:]])
 
-    constraint = {"type": "ineq", "fun": perception_slack, "jac": perception_slack_grad}
+    constraints = []
+    if math.isfinite(P):  # SLSQP cannot handle an infinite constraint value
+        constraints = [{"type": "ineq", "fun": perception_slack, "jac": perception_slack_grad}]
     bounds = [(0.0, None)] * (2 * n)
     best = math.inf
     for _ in range(starts):
         x0 = np.concatenate([rng.uniform(0.2, 1.0, n), s * rng.uniform(0.05, 0.6, n)])
         res = minimize(
-            mse, x0, jac=mse_grad, method="SLSQP", bounds=bounds, constraints=[constraint],
+            mse,
+            x0,
+            jac=mse_grad,
+            method="SLSQP",
+            bounds=bounds,
+            constraints=constraints,
             options={"ftol": 1e-16, "maxiter": 1000},
         )
         # Repair to exact feasibility (pull each output std towards s_i by a common factor), so
@@ -252,3 +266,9 @@ def dp_awgn_brute(P, variances, noise_var, starts=6, seed=0):
             x *= np.concatenate([target / t, target / t])
         best = min(best, mse(x))
     return float(best)
+
+
+def matches_digits(value, reference):
+    """True when `value` rounds to the decimal string `reference` (to its last digit)."""
+    decimals = len(reference.split(".")[1]) if "." in reference else 0
+    return abs(float(value) - float(reference)) <= 0.5 * 10.0**-decimals * (1 + 1e-9)

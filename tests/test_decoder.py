@@ -10,8 +10,15 @@ import pytest
 from hypothesis import given, strategies as st
 
 import theory
-from rdp_jax import METHODS, VPCosine, VPLinear, decode, metrics, posterior_sample, scores
-from rdp_jax import tweedie_denoise
+from rdp_jax import (
+    VPCosine,
+    VPLinear,
+    decode,
+    metrics,
+    posterior_sample,
+    scores,
+    tweedie_denoise,
+)
 
 # Each fixed-step method's convergence order, and a pair of budgets in its asymptotic range
 # (below it, large steps at σ = 10 dominate; above it, the σ_min floor of ~1e-5 does).

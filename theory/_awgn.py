@@ -175,4 +175,5 @@ def geodesic_rho(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Fl
     w2 = jnp.sqrt(mmse_perception_awgn(v, n))
     mmse_weight = jnp.minimum(jnp.sqrt(P) / w2, 1.0)[..., None]  # 1 - α
     log_a = _log_wiener_gain(v, n)
-    return 2 * jnp.log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a
+    rho = 2 * jnp.log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a
+    return jnp.where(mmse_weight == 1, 1.0, rho)  # exactly MMSE once P does not bind

@@ -75,16 +75,28 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
     **Arguments:** as `rdp_w2_vector`.
 
     **Returns:** a `FrameworkParameters`. Components at zero rate (possible only where P does
-    not bind) get infinite noise and ρ = 1, the decoder's constant output.
+    not bind) get infinite noise and ρ = 1, the decoder's constant output; at D = 0 the noise
+    is 0 and ρ = 1 (any ρ decodes the noiseless observation to itself).
 
     **Raises:** `ValueError` as `rdp_w2_vector`.
     """
     rate, alloc = rdp_w2_vector(D, P, variances, return_allocation=True)
+    r = alloc.correlation
     s = alloc.recon_std + jnp.sqrt(alloc.perception)
-    residual = jnp.exp(-2 * alloc.rate)  # 1 - r_i²
     sent = alloc.rate > 0
-    safe_rate = jnp.where(sent, alloc.rate, 1.0)
-    noise_var = jnp.where(sent, s**2 * residual / -jnp.expm1(-2 * safe_rate), jnp.inf)
-    log_r = 0.5 * jnp.log1p(-jnp.exp(-2 * safe_rate))
-    rho = jnp.where(sent, jnp.log1p(-jnp.sqrt(alloc.perception) / s) / log_r, 1.0)
+    finite = jnp.isfinite(alloc.rate)
+    safe_rate = jnp.where(sent & finite, alloc.rate, 1.0)
+    # 1 - r² from the rate keeps its precision as r → 1 (high rate), from r itself as r → 0.
+    residual = jnp.where(r > 0.5, jnp.exp(-2 * safe_rate), (1 - r) * (1 + r))
+    r_sq = jnp.where(r > 0.5, -jnp.expm1(-2 * safe_rate), r**2)
+    noise_var = jnp.where(
+        sent, jnp.where(finite, s**2 * residual / jnp.where(sent, r_sq, 1.0), 0.0), jnp.inf
+    )
+    log_r = 0.5 * jnp.where(
+        r > 0.5, jnp.log1p(-jnp.exp(-2 * safe_rate)), jnp.log(jnp.where(sent, r_sq, 1.0))
+    )
+    rho = jnp.log1p(-jnp.sqrt(alloc.perception) / s) / jnp.where(sent & finite, log_r, 1.0)
+    # Zero rate: the decoder outputs a constant (ρ = 1); infinite rate (D = 0): σ_i = 0 and
+    # every ρ gives the identity, so report ρ = 1 too.
+    rho = jnp.where(sent & finite, rho, 1.0)
     return FrameworkParameters(noise_var, rho, rate)

@@ -2,7 +2,9 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
+
+from theory._validate import as_float, check_nonnegative
 
 # Newton from a bracketing start converges monotonically and quadratically here; 8 steps reach
 # float64 round-off for every P in [1e-300, 1e300] (tests/test_kl.py checks against
@@ -43,7 +45,7 @@ def _log_variance_ratio(P: Float[Array, "..."], upper: bool) -> Float[Array, "..
     return y - (_expm1_minus_identity(y) - 2 * P) / jnp.expm1(y)
 
 
-def kl_std_deficit(P: Float[Array, "..."], direction: str) -> Float[Array, "..."]:
+def kl_std_deficit(P: ArrayLike, direction: str) -> Float[Array, "..."]:
     """1 - θ(P), where θ·s is the smallest std a KL budget P allows (THEORY §4).
 
     For X ~ N(μ, s²) and X̂ ~ N(μ, ŝ²) with ŝ ≤ s, KL ≤ P holds iff ŝ ≥ θ(P)·s, with
@@ -56,11 +58,19 @@ def kl_std_deficit(P: Float[Array, "..."], direction: str) -> Float[Array, "..."
 
     **Arguments:**
 
-    - `P`: KL budget in nats, already validated (≥ 0, may be +∞).
-    - `direction`: `"forward"` or `"reverse"`, already validated.
+    - `P`: KL budget in nats, ≥ 0 (+∞ allowed).
+    - `direction`: `"forward"` or `"reverse"`.
 
     **Returns:** 1 - θ, computed without cancellation; 0 at P = 0 and 1 at P = ∞.
+
+    **Raises:** `ValueError` naming `direction` when unknown, or `P` when negative or NaN
+    (under `jit`, at run time).
     """
+    where = "kl_std_deficit"
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"{where}: `direction` must be 'forward' or 'reverse', got {direction!r}.")
+    (P,) = as_float(P)
+    P = check_nonnegative(P, "P", where)
     regular = jnp.isfinite(P) & (P > 0)
     P_safe = jnp.where(regular, P, jnp.ones_like(P))
     y = _log_variance_ratio(P_safe, upper=direction == "forward")

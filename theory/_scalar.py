@@ -4,6 +4,9 @@ Conventions: nats; `D` is the MSE budget; `P` is a budget on W2² (or on a KL di
 `rdp_kl`); `var` is the source variance s². All functions broadcast elementwise.
 """
 
+from collections.abc import Callable
+
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -46,8 +49,10 @@ def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
     return 0.5 * jnp.sum(jnp.maximum(jnp.log(v) - jnp.log(theta)[..., None], 0.0), axis=-1)
 
 
-def _rate_with_std_floor(D: Array, var: Array, deficit: Array) -> Array:
-    """R(D) when perception only forces the reconstruction std ŝ ≥ s - deficit (THEORY §3-§4).
+def _rate_with_std_floor(
+    D: Array, var: Array, P: Array, deficit_of: Callable[[Array], Array]
+) -> Array:
+    """R(D) when perception only forces the reconstruction std ŝ ≥ s - deficit_of(P) (§3-§4).
 
     The optimal ŝ is max(s - deficit, √(s² - D)₊): the unconstrained Shannon choice when the
     floor is below it, else the floor. On the floor, with r the correlation needed for D,
@@ -58,12 +63,14 @@ def _rate_with_std_floor(D: Array, var: Array, deficit: Array) -> Array:
     which factors 4s²ŝ² - (s² + ŝ² - D)² and so stays accurate as r → 1.
     """
     s = jnp.sqrt(var)
-    s_hat = s - deficit
-    floor_binds = s_hat > jnp.sqrt(jnp.maximum(var - D, 0.0))
-    zero_rate = D >= var + s_hat**2
+    # Branch masks carry no gradient; each branch then sees only inputs where it is finite, so
+    # that neither values nor gradients pick up NaN from the branch not taken (0·∞ from √P at
+    # P = 0 in the zero-rate region, say).
+    deficit = jax.lax.stop_gradient(deficit_of(P))
+    floor_binds = s - deficit > jnp.sqrt(jnp.maximum(var - D, 0.0))
+    zero_rate = D >= var + (s - deficit) ** 2
     on_floor = floor_binds & ~zero_rate
-    # Masked branches get harmless inputs so that neither values nor gradients turn into NaN.
-    d_f = jnp.where(on_floor, deficit, 0.0)
+    d_f = jnp.where(on_floor, deficit_of(jnp.where(on_floor, P, 0.0)), 0.0)
     D_f = jnp.where(on_floor, D, var)
     s_hat_f = s - d_f
     floor_rate = 0.5 * (
@@ -102,7 +109,7 @@ def rdp_w2(D: ArrayLike, P: ArrayLike, var: ArrayLike) -> Float[Array, "..."]:
     D = check_nonnegative(D, "D", where)
     P = check_nonnegative(P, "P", where)
     var = check_positive_finite(var, "var", where)
-    return _rate_with_std_floor(D, var, jnp.minimum(jnp.sqrt(P), jnp.sqrt(var)))
+    return _rate_with_std_floor(D, var, P, lambda p: jnp.minimum(jnp.sqrt(p), jnp.sqrt(var)))
 
 
 def rdp_kl(D: ArrayLike, P: ArrayLike, var: ArrayLike, direction: str) -> Float[Array, "..."]:
@@ -129,7 +136,7 @@ def rdp_kl(D: ArrayLike, P: ArrayLike, var: ArrayLike, direction: str) -> Float[
     D = check_nonnegative(D, "D", where)
     P = check_nonnegative(P, "P", where)
     var = check_positive_finite(var, "var", where)
-    return _rate_with_std_floor(D, var, jnp.sqrt(var) * kl_std_deficit(P, direction))
+    return _rate_with_std_floor(D, var, P, lambda p: jnp.sqrt(var) * kl_std_deficit(p, direction))
 
 
 def distortion_rate_perception(R: ArrayLike, P: ArrayLike, var: ArrayLike) -> Float[Array, "..."]:

@@ -129,7 +129,7 @@ def _solve(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
     D_i, P_i = jnp.where(D > 0, D_i, 0.0), jnp.where(D > 0, P_i, 0.0)
     lam = jnp.where(D > 0, lam, jnp.inf)
     rate_i = -0.5 * jnp.log(q * (2 - q))
-    mu = lam * (1 - omega) / omega
+    mu = jnp.where(D > 0, lam * (1 - omega) / omega, jnp.inf)  # λ = ∞ at D = 0
     return jnp.sum(rate_i), 1 - q, s - s * omega * q, D_i, P_i, rate_i, lam, mu, omega
 
 
@@ -148,7 +148,9 @@ def _rate_and_allocation_jvp(primals, tangents):
     # ∂L/∂(s_i²) = [λ (2 s_i - 2 r_i ŝ_i) + 2μ (s_i - ŝ_i)] / (2 s_i), with μ(1 - ŝ/s) finite
     # even where μ = ∞ (then ŝ = s).
     realism_term = jnp.where(s_hat < s, mu * (1 - s_hat / s), 0.0)
-    dR_dv = lam * (1 - r * s_hat / s) + realism_term
+    # At D = 0 the rate is +∞ whatever the variances: no slope in them (and λ = ∞ times
+    # 1 - r ŝ/s = 0 would be NaN).
+    dR_dv = jnp.where(primals[0] > 0, lam * (1 - r * s_hat / s) + realism_term, 0.0)
     # The multipliers are +∞ at D = 0 or P = 0. Tangents must stay linear (a zero tangent must
     # give zero, never ∞·0 = NaN), so the infinite slope is reported as the largest float.
     big = jnp.finfo(lam.dtype).max

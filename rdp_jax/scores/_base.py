@@ -25,7 +25,9 @@ class ScoreSource(eqx.Module):
         as `rdp_jax.decode` need it to tell one sample from a batch)."""
         return None
 
-    def score(self, x: Float[Array, "*event"], sigma: Float[ArrayLike, ""]) -> Float[Array, "*event"]:
+    def score(
+        self, x: Float[Array, "*event"], sigma: Float[ArrayLike, ""]
+    ) -> Float[Array, "*event"]:
         """∇_x log p_σ(x)."""
         return (self.denoise(x, sigma) - x) / sigma**2
 

@@ -1,0 +1,142 @@
+"""Scalar R(D, P) under a KL perception budget and the KL std floor (THEORY §4)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+from helpers import matches_digits, rdp_scalar_brute, rdp_scalar_perfect_realism
+from hypothesis import given, strategies as st
+from strategies import direction, distortion_ratio, kl_budget, variance
+
+import theory
+
+grad_kl = jax.jit(jax.grad(theory.rdp_kl), static_argnames="direction")
+
+ULPS = 1e-13  # round-off allowance between two closed forms of rates of order 1
+
+
+@pytest.mark.parametrize(
+    ("direction", "reference"), [("forward", "0.35632"), ("reverse", "0.35214")]
+)
+def test_rdp_kl_reference_values(direction, reference):
+    R = float(theory.rdp_kl(0.5, 0.05, 1.0, direction))
+    # THEORY §9 gives 5 decimals, so "1e-6" means: rounds to them (|error| ≤ 5e-6) ...
+    assert matches_digits(R, reference)
+    # ... and the brute force pins the value itself to 1e-6 and beyond.
+    assert R == pytest.approx(rdp_scalar_brute(0.5, 0.05, 1.0, direction), abs=1e-9)
+
+
+@given(var=variance, d=distortion_ratio, P=kl_budget, direction=direction)
+def test_rdp_kl_matches_brute_force(var, d, P, direction):
+    D = d * var
+    expected = rdp_scalar_brute(D, P, var, direction)  # brentq on the KL itself, then Brent on ŝ
+    # Measured agreement ≤ 2e-14 nats; 1e-8 is the spec.
+    assert float(theory.rdp_kl(D, P, var, direction)) == pytest.approx(expected, abs=1e-8)
+
+
+def _mpmath_deficit(P, direction):
+    """1 - θ(P) from mpmath's Lambert W (THEORY §4), with digits to spare near the branch point."""
+    with mpmath.workdps(100 + max(0, -int(math.log10(P)))):
+        x = -mpmath.exp(-1 - 2 * mpmath.mpf(P))
+        if direction == "forward":
+            theta = 1 / mpmath.sqrt(-mpmath.lambertw(x, -1))
+        else:
+            theta = mpmath.sqrt(-mpmath.lambertw(x, 0))
+        return 1 - theta
+
+
+@given(log10_P=st.floats(-40.0, 4.0), direction=direction)
+def test_kl_std_deficit_matches_mpmath_lambertw(log10_P, direction):
+    P = 10.0**log10_P
+    expected = _mpmath_deficit(P, direction)
+    got = float(theory.kl_std_deficit(jnp.asarray(P), direction))
+    # Measured ≤ 6e-14 relative (worst near P = 1e-6, where e^y - 1 - y cancels in float64).
+    assert abs(mpmath.mpf(got) / expected - 1) <= 1e-12
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_kl_std_deficit_full_range_matches_mpmath(direction):
+    Ps = np.logspace(-300, 300, 121)  # the range the implementation's comment claims
+    got = np.asarray(theory.kl_std_deficit(jnp.asarray(Ps), direction))
+    expected = [_mpmath_deficit(P, direction) for P in Ps]
+    errors = [abs(mpmath.mpf(float(g)) / e - 1) for g, e in zip(got, expected, strict=True)]
+    assert max(errors) <= 1e-12  # measured ≤ 6e-14
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_kl_std_deficit_end_points(direction):
+    out = np.asarray(theory.kl_std_deficit(jnp.array([0.0, math.inf]), direction))
+    assert out.tolist() == [0.0, 1.0]
+
+
+@given(d=distortion_ratio, P=kl_budget, var=variance)
+def test_reverse_kl_is_the_looser_budget(d, P, var):
+    """Same KL value, smaller ŝ allowed in reverse (e^y - 1 - y grows faster for y > 0), so the
+    reverse-KL rate is never above the forward one."""
+    D = d * var
+    forward = float(theory.rdp_kl(D, P, var, "forward"))
+    assert float(theory.rdp_kl(D, P, var, "reverse")) <= forward + ULPS
+
+
+@given(var=variance, d=st.floats(0.02, 2.5), direction=direction)
+def test_rdp_kl_limits(var, d, direction):
+    D = d * var
+    shannon = float(theory.rate_distortion(D, var))
+    assert float(theory.rdp_kl(D, math.inf, var, direction)) == pytest.approx(shannon, rel=ULPS)
+    # P = 0 forces ŝ = s in every divergence: the perfect-realism rate.
+    assert float(theory.rdp_kl(D, 0.0, var, direction)) == pytest.approx(
+        rdp_scalar_perfect_realism(D, var), rel=ULPS, abs=ULPS
+    )
+
+
+@given(
+    var=variance,
+    d=st.lists(distortion_ratio, min_size=2, max_size=2),
+    P=st.lists(kl_budget, min_size=2, max_size=2),
+    direction=direction,
+)
+def test_rdp_kl_non_increasing_in_D_and_P(var, d, P, direction):
+    D_lo, D_hi = sorted(x * var for x in d)
+    P_lo, P_hi = sorted(P)
+    R = theory.rdp_kl(jnp.array([D_lo, D_hi, D_lo]), jnp.array([P_lo, P_lo, P_hi]), var, direction)
+    R = np.asarray(R)
+    assert R[0] >= R[1] - ULPS
+    assert R[0] >= R[2] - ULPS
+
+
+@given(var=variance, d=st.lists(distortion_ratio, min_size=2, max_size=2), P=kl_budget)
+def test_rdp_kl_convex_in_D(var, d, P):
+    D1, D2 = (x * var for x in d)
+    for which in ("forward", "reverse"):
+        R = np.asarray(theory.rdp_kl(jnp.array([D1, (D1 + D2) / 2, D2]), P, var, which))
+        assert R[1] <= (R[0] + R[2]) / 2 + ULPS
+
+
+@given(var=variance, d=st.floats(0.05, 0.98), P=kl_budget, direction=direction)
+def test_rdp_kl_gradient_in_D_is_finite_and_negative(var, d, P, direction):
+    g = float(grad_kl(d * var, P, var, direction=direction))
+    assert math.isfinite(g)
+    assert g < 0
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize(
+    ("D", "P", "expected"),
+    [
+        (0.0, 0.0, math.inf),
+        (0.0, 1.0, math.inf),
+        (0.0, math.inf, math.inf),
+        (0.5, math.inf, 0.5 * math.log(2.0)),
+        (0.5, 0.0, 0.5 * math.log(4 / (0.5 * 3.5))),
+        (2.0, 0.0, 0.0),
+        (1.0, math.inf, 0.0),
+        (5.0, 0.01, 0.0),
+    ],
+)
+def test_rdp_kl_edge_values_are_exact(direction, D, P, expected):
+    got = float(theory.rdp_kl(D, P, 1.0, direction))
+    assert not math.isnan(got)
+    assert got == pytest.approx(expected, rel=ULPS, abs=0)

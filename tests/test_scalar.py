@@ -1,0 +1,216 @@
+"""Scalar Gaussian R(D), R(D, P) with W2² and D(R, P) (THEORY §2-§3)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import (
+    matches_digits,
+    rate_distortion_brute,
+    rdp_scalar_brute,
+    rdp_scalar_perfect_realism,
+)
+from hypothesis import assume, given, strategies as st
+from strategies import distortion_ratio, variance, variance_vector, w2_ratio
+
+import theory
+
+# THEORY §9, s = 1, D = 0.5. The last budget is (1 - √0.5)² ≈ 0.0858, where P stops binding.
+W2_REFERENCES = [
+    (0.0, "0.413339"),
+    (0.01, "0.377150"),
+    (0.05, "0.350975"),
+    ((1 - math.sqrt(0.5)) ** 2, "0.346574"),
+    (0.0858, "0.346574"),
+    (1.0, "0.346574"),
+    (math.inf, "0.346574"),
+]
+
+# Jitted once: eager grad re-traces the whole formula on every call.
+grad_w2 = jax.jit(jax.grad(theory.rdp_w2, argnums=(0, 1, 2)))
+grad_rd = jax.jit(jax.grad(theory.rate_distortion))
+
+# Round-off allowance for exact identities between two closed forms (a few float64 ulps).
+ULPS = 1e-13
+
+
+@pytest.mark.parametrize(("P", "reference"), W2_REFERENCES)
+def test_rdp_w2_reference_values(P, reference):
+    R = float(theory.rdp_w2(0.5, P, 1.0))
+    assert matches_digits(R, reference)  # the digits THEORY §9 gives (1e-6)
+    assert R == pytest.approx(float(reference), abs=1e-6)
+
+
+def test_rdp_w2_unconstrained_reference_is_half_ln_2():
+    assert float(theory.rdp_w2(0.5, 0.1, 1.0)) == pytest.approx(0.5 * math.log(2), rel=1e-15)
+
+
+@given(var=variance, d=distortion_ratio, p=w2_ratio)
+def test_rdp_w2_matches_brute_force(var, d, p):
+    D, P = d * var, p * var
+    # Brute force (grid + bounded Brent over ŝ) agrees to ~1e-14 nats; 1e-8 is the spec.
+    assert float(theory.rdp_w2(D, P, var)) == pytest.approx(rdp_scalar_brute(D, P, var), abs=1e-8)
+
+
+@given(var=variance, d=distortion_ratio)
+def test_rate_distortion_scalar_matches_brute_force(var, d):
+    D = d * var
+    expected = rate_distortion_brute(D, [var])
+    assert float(theory.rate_distortion(D, var)) == pytest.approx(expected, abs=1e-8)
+
+
+@given(v=variance_vector(4), d=st.floats(0.01, 1.2))
+def test_rate_distortion_vector_matches_water_filling_by_bisection(v, d):
+    D = d * sum(v)
+    expected = rate_distortion_brute(D, v)  # 300 bisection steps: θ exact to round-off
+    assert float(theory.rate_distortion(D, jnp.array(v))) == pytest.approx(expected, abs=1e-8)
+
+
+@given(var=variance, d=st.floats(0.02, 2.5), p=w2_ratio)
+def test_rdp_w2_infinite_perception_budget_is_shannon(var, d, p):
+    D = d * var
+    shannon = float(theory.rate_distortion(D, var))
+    assert float(theory.rdp_w2(D, math.inf, var)) == pytest.approx(shannon, rel=ULPS, abs=ULPS)
+    # THEORY §3: the budget is inactive once √P ≥ s - √|s² - D|.
+    s = math.sqrt(var)
+    threshold = (s - math.sqrt(abs(var - D))) ** 2
+    assert float(theory.rdp_w2(D, threshold * (1 + p) + 1e-300, var)) == pytest.approx(
+        shannon,
+        rel=1e-9,
+        abs=1e-12,  # √ of the threshold is rounded: O(eps) relative slack
+    )
+    assert float(theory.rdp_w2(D, p * var, var)) >= shannon - ULPS
+
+
+@given(var=variance, d=st.floats(0.02, 1.99))
+def test_rdp_w2_perfect_realism_formula(var, d):
+    D = d * var
+    expected = rdp_scalar_perfect_realism(D, var)  # ½ ln(4s⁴ / (D(4s² - D)))
+    assert float(theory.rdp_w2(D, 0.0, var)) == pytest.approx(expected, rel=ULPS, abs=ULPS)
+
+
+@given(var=variance, p=w2_ratio, margin=st.floats(1e-6, 1.0))
+def test_rdp_w2_zero_rate_region(var, p, margin):
+    P = p * var
+    s = math.sqrt(var)
+    boundary = var + max(s - math.sqrt(P), 0.0) ** 2  # R = 0 iff D ≥ s² + (s - √P)₊²
+    # 1e-12 relative clears the boundary's own rounding on both sides.
+    assert float(theory.rdp_w2(boundary * (1 + 1e-12), P, var)) == 0.0
+    assert float(theory.rdp_w2(boundary * (1 + margin), P, var)) == 0.0
+    assert float(theory.rdp_w2(boundary * (1 - margin), P, var)) > 0.0
+
+
+@given(var=variance, d=st.lists(distortion_ratio, min_size=2, max_size=2), p=w2_ratio, q=w2_ratio)
+def test_rdp_w2_non_increasing_in_D_and_P(var, d, p, q):
+    D_lo, D_hi = sorted(x * var for x in d)
+    P_lo, P_hi = sorted((p * var, q * var))
+    # Monotone up to rounding: a few ulps of the rates (≤ ~3 nats).
+    assert float(theory.rdp_w2(D_lo, P_lo, var)) >= float(theory.rdp_w2(D_hi, P_lo, var)) - ULPS
+    assert float(theory.rdp_w2(D_lo, P_lo, var)) >= float(theory.rdp_w2(D_lo, P_hi, var)) - ULPS
+
+
+@given(var=variance, d=st.lists(distortion_ratio, min_size=2, max_size=2), p=w2_ratio)
+def test_rdp_w2_convex_in_D(var, d, p):
+    D1, D2 = (x * var for x in d)
+    P = p * var
+    R = np.asarray(theory.rdp_w2(jnp.array([D1, (D1 + D2) / 2, D2]), P, var))
+    # Midpoint convexity, with a float64 rounding allowance on rates of order 1.
+    assert R[1] <= (R[0] + R[2]) / 2 + ULPS
+
+
+@given(var=variance, R=st.floats(1e-4, 3.0), p=w2_ratio)
+def test_distortion_rate_perception_inverts_rdp_w2_in_D(var, R, p):
+    P = p * var
+    D = float(theory.distortion_rate_perception(R, P, var))
+    assert 0 < D <= var + var
+    # R(D(R)) = R: error ≈ eps · (dR/dD)·D / R, measured ≤ 4e-15 relative.
+    assert float(theory.rdp_w2(D, P, var)) == pytest.approx(R, rel=1e-10)
+
+
+@given(var=variance, d=distortion_ratio, p=w2_ratio)
+def test_rdp_w2_inverts_distortion_rate_perception_in_R(var, d, p):
+    D, P = d * var, p * var
+    R = float(theory.rdp_w2(D, P, var))
+    assume(R > 0)
+    # D(R(D)) = D; measured ≤ 1.1e-14 relative.
+    assert float(theory.distortion_rate_perception(R, P, var)) == pytest.approx(D, rel=1e-10)
+
+
+@given(var=variance, R=st.floats(0.0, 3.0), p=w2_ratio)
+def test_distortion_rate_perception_is_universal(var, R, p):
+    """D(R, P) = D* + (W2(p_X, p_X*) - √P)₊² with D* = s² e^{-2R} (THEORY §3)."""
+    P = p * var
+    s, r = math.sqrt(var), math.sqrt(1 - math.exp(-2 * R))
+    expected = var * math.exp(-2 * R) + max(s * (1 - r) - math.sqrt(P), 0.0) ** 2
+    got = float(theory.distortion_rate_perception(R, P, var))
+    assert got == pytest.approx(expected, rel=1e-12)  # 1 - r cancels in the test's formula
+    assert float(theory.distortion_rate_perception(R, math.inf, var)) == pytest.approx(
+        var * math.exp(-2 * R), rel=ULPS
+    )
+
+
+@given(var=variance, d=st.floats(0.05, 0.98), p=w2_ratio)
+def test_gradients_are_finite_and_negative_in_D(var, d, p):
+    D, P = d * var, p * var  # D < s²: positive rate for every P
+    for g in (float(grad_w2(D, P, var)[0]), float(grad_rd(D, var))):
+        assert math.isfinite(g)
+        assert g < 0
+
+
+@given(var=variance, d=st.floats(0.05, 1.5), p=st.floats(1e-4, 2.0))
+def test_rdp_w2_gradient_matches_finite_differences(var, d, p):
+    D, P = d * var, p * var
+    assume(float(theory.rdp_w2(D, P, var)) > 1e-3)
+    grads = grad_w2(D, P, var)
+    for i, g in enumerate(grads):
+        x = [D, P, var]
+        h = 1e-6 * x[i]
+        x_plus, x_minus = list(x), list(x)
+        x_plus[i] += h
+        x_minus[i] -= h
+        fd = (float(theory.rdp_w2(*x_plus)) - float(theory.rdp_w2(*x_minus))) / (2 * h)
+        # Central differences: O(h²) truncation + O(eps/h) ≈ 1e-10 rounding, and O(h) near the
+        # C¹ seams (where the W2 floor starts to bind or the rate reaches 0).
+        assert float(g) == pytest.approx(fd, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda: theory.rdp_w2(0.0, 0.0, 2.0), math.inf),
+        (lambda: theory.rdp_w2(0.0, math.inf, 2.0), math.inf),
+        (lambda: theory.rdp_w2(0.0, 0.3, 2.0), math.inf),
+        (lambda: theory.rdp_w2(2.0, math.inf, 2.0), 0.0),
+        (lambda: theory.rdp_w2(3.0, 0.0, 2.0), 0.5 * math.log(16 / 15)),  # ½ ln(4s⁴/(D(4s²-D)))
+        (lambda: theory.rdp_w2(4.0, 0.0, 2.0), 0.0),
+        (lambda: theory.rdp_w2(7.0, 0.1, 2.0), 0.0),
+        (lambda: theory.rdp_w2(math.inf, 0.0, 2.0), 0.0),
+        (lambda: theory.rdp_w2(1.0, math.inf, 2.0), 0.5 * math.log(2.0)),
+        (lambda: theory.rdp_w2(1.0, 0.0, 1.0), 0.5 * math.log(4 / 3)),
+        (lambda: theory.rate_distortion(0.0, jnp.array([1.0, 2.0])), math.inf),
+        (lambda: theory.rate_distortion(3.0, jnp.array([1.0, 2.0])), 0.0),
+        (lambda: theory.rate_distortion(math.inf, jnp.array([1.0, 2.0])), 0.0),
+        (lambda: theory.rate_distortion(1.0, jnp.array([1.0, 1.0])), math.log(2.0)),
+        (lambda: theory.distortion_rate_perception(0.0, 0.0, 2.0), 4.0),
+        (lambda: theory.distortion_rate_perception(0.0, math.inf, 2.0), 2.0),
+        (lambda: theory.distortion_rate_perception(math.inf, 0.0, 2.0), 0.0),
+        (lambda: theory.distortion_rate_perception(math.inf, math.inf, 2.0), 0.0),
+    ],
+)
+def test_edge_values_are_exact(call, expected):
+    got = float(call())
+    assert not math.isnan(got)
+    assert got == pytest.approx(expected, rel=ULPS, abs=0)
+
+
+def test_rdp_w2_gradient_is_not_nan_at_zero_budget_in_the_zero_rate_region():
+    grads = grad_w2(3.0, 0.0, 1.0)
+    assert [float(g) for g in grads] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("P", [1.0, 2.0])
+def test_rdp_w2_gradient_is_zero_in_the_zero_rate_region(P):
+    grads = grad_w2(3.0, P, 1.0)
+    assert [float(g) for g in grads] == [0.0, 0.0, 0.0]
