@@ -174,7 +174,9 @@ def test_no_retrace_when_data_or_rho_change():
     from rdp_jax._decoder import _decode
 
     model = _diag_gaussian([0.5, 2.0])
+    # Two signatures: a shared σ and one σ per sample (a different shape), each compiled once.
     decode(jnp.ones((4, 2)), 1.0, 0.2, model, num_steps=10)
+    decode(jnp.ones((4, 2)), jnp.ones(4), 0.2, model, num_steps=10)
     before = _decode._decode_batch._cached._cache_size()
     for i in range(3):
         other = _diag_gaussian([0.5 + i, 2.0])

@@ -55,7 +55,7 @@ def _check(x: Array, bad: Array, message: str) -> Array:
 def _prepare(
     y: ArrayLike, sigma: ArrayLike, model: ScoreSource, where: str
 ) -> tuple[Array, Array, tuple[int, ...], bool]:
-    """Validates `y` and `sigma`; returns (batch, per-sample σ, event shape, was one sample)."""
+    """Validates `y` and `sigma`; returns (batch, σ scalar or per sample, event shape, single)."""
     y = jnp.asarray(y)
     dtype = y.dtype if jnp.issubdtype(y.dtype, jnp.floating) else jnp.result_type(float)
     # A strong dtype: a weakly typed y (jnp.full(..., 1.0)) would otherwise retrace.
@@ -72,7 +72,7 @@ def _prepare(
         ~jnp.all(jnp.isfinite(sigma) & (sigma > 0)),
         f"{where}: `sigma` must be finite and > 0.",
     )
-    return batch, jnp.broadcast_to(sigma, batch.shape[:1]), event, single
+    return batch, sigma, event, single
 
 
 def _resolve_method(method: str | None, num_steps: int | None, where: str) -> tuple[str, int]:
@@ -94,18 +94,21 @@ def _resolve_method(method: str | None, num_steps: int | None, where: str) -> tu
 
 @eqx.filter_jit
 def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule):
+    if method in EXPONENTIAL:
+        # The whole batch at once: the step coefficients depend on σ only, not on the sample.
+        x_hat = exponential_decode(
+            model,
+            y,
+            sigma,
+            kappa,
+            num_steps=num_steps,
+            order=EXPONENTIAL[method],
+            sigma_min=sigma_min,
+        )
+        return x_hat, jnp.full(y.shape[:1], num_steps)
+    sigma = jnp.broadcast_to(sigma, y.shape[:1])
+
     def one(y_i, sigma_i):
-        if method in EXPONENTIAL:
-            x_hat = exponential_decode(
-                model,
-                y_i,
-                sigma_i,
-                kappa,
-                num_steps=num_steps,
-                order=EXPONENTIAL[method],
-                sigma_min=sigma_min,
-            )
-            return x_hat, jnp.asarray(num_steps)
         return diffrax_decode(
             model,
             y_i,
@@ -204,7 +207,7 @@ def decode(
 
 @eqx.filter_jit
 def _tweedie_batch(model, y, sigma):
-    return jax.vmap(model.denoise)(y, sigma)
+    return jax.vmap(model.denoise)(y, jnp.broadcast_to(sigma, y.shape[:1]))
 
 
 def tweedie_denoise(
@@ -230,7 +233,7 @@ def _posterior_batch(model, keys, y, sigma, num_steps, sigma_min):
             model, key, y_i, sigma_i, num_steps=num_steps, sigma_min=sigma_min
         )
 
-    return jax.vmap(one)(keys, y, sigma)
+    return jax.vmap(one)(keys, y, jnp.broadcast_to(sigma, y.shape[:1]))
 
 
 def posterior_sample(

@@ -20,6 +20,7 @@ step: diffrax's step-size machinery would have nothing to adapt, and a multistep
 fit its one-step solver interface without hiding the data flow.
 """
 
+import functools
 import math
 
 import jax
@@ -53,50 +54,95 @@ def _taylor_matrix(nodes: Array, order: Array) -> Array:
     return jnp.linalg.inv(V)
 
 
+def _step_weights(
+    sigma: Float[Array, ""], kappa: Array, num_steps: int, order: int, sigma_min: float
+) -> tuple[Array, Array, Array, Array]:
+    """The grid and every step's coefficients for one σ: x_{n+1} = e^{κh} x_n - Σ_j w_nj D_{n-j}.
+
+    They depend on σ and ρ only, never on x, so a batch with a shared σ computes them once.
+
+    **Returns:** `(sigmas, decay, weights, final)`: σ_0..σ_{N-1} (N,), e^{κh_n} (N-1, *event),
+    w (N-1, MAX_ORDER, *event), and the σ²-extrapolation weights of the last step (2,).
+    """
+    u = warped_log_grid(sigma, sigma_min, num_steps)
+    n = jnp.arange(num_steps - 1)
+    # nodes[n, j] = u_{n-j} - u_n, the history's offsets (unused slots are masked below).
+    nodes = u[jnp.maximum(n[:, None] - jnp.arange(MAX_ORDER), 0)] - u[n, None]
+    taylor = jax.vmap(_taylor_matrix)(nodes, jnp.minimum(n + 1, order))  # (N-1, m, j)
+    h = (u[1:] - u[:-1]).reshape(-1, *([1] * kappa.ndim))
+    z = kappa * h
+    # b_m = -κ m! h^{m+1} φ_{m+1}(κh): the integral of the m-th Taylor term against e^{κ(·)}.
+    b = jnp.stack(
+        [-kappa * math.factorial(m) * h ** (m + 1) * _phi(m + 1, z) for m in range(MAX_ORDER)],
+        axis=1,
+    )  # (N-1, m, *event)
+    # Only the first k_n = min(n + 1, order) Taylor terms exist at step n.
+    used = jnp.arange(MAX_ORDER) < jnp.minimum(n + 1, order)[:, None]
+    b = jnp.where(used.reshape(*used.shape, *([1] * kappa.ndim)), b, 0.0)
+    weights = jnp.einsum("nmj,nm...->nj...", taylor, b)
+    s_prev, s_last = jnp.exp(2 * u[-2]), jnp.exp(2 * u[-1])
+    final = jnp.stack([-s_last / (s_prev - s_last), s_prev / (s_prev - s_last)])
+    return jnp.exp(u), jnp.exp(z), weights, final
+
+
 def exponential_decode(
     model: ScoreSource,
-    y: Float[Array, "*event"],
-    sigma: Float[Array, ""],
+    y: Float[Array, "batch ..."],
+    sigma: Float[Array, "*batch"],
     kappa: Float[Array, "*event"],
     *,
     num_steps: int,
     order: int,
     sigma_min: float,
-) -> Float[Array, "*event"]:
-    """Decodes one observation with `num_steps` denoiser calls (the NFE).
+) -> Float[Array, "batch ..."]:
+    """Decodes a batch with `num_steps` denoiser calls per sample (the NFE).
 
     **Arguments:**
 
     - `model`: the score source.
-    - `y`: one observation X + σN.
-    - `sigma`: its noise level.
-    - `kappa`: 1 + ρ, broadcastable to `y`.
+    - `y`: observations X + σN, with a leading batch axis.
+    - `sigma`: their noise level, one shared scalar or one per sample.
+    - `kappa`: 1 + ρ, broadcastable to one sample.
     - `num_steps`: denoiser evaluations, ≥ 2.
     - `order`: k ∈ {1, 2, 3, 4}, the number of past outputs in the polynomial.
     - `sigma_min`: the last positive noise level before the final step to 0.
 
-    **Returns:** x̂, the ODE's end point at σ = 0.
+    **Returns:** x̂, the ODE's end point at σ = 0, shaped like `y`.
     """
-    u = warped_log_grid(sigma, sigma_min, num_steps)
-    history = jnp.zeros((MAX_ORDER, *y.shape), y.dtype)  # D at u_n, u_{n-1}, ...
-    nodes = jnp.zeros(MAX_ORDER, y.dtype)  # u_{n-j} - u_n once shifted below
+    weights_of = functools.partial(
+        _step_weights, kappa=kappa, num_steps=num_steps, order=order, sigma_min=sigma_min
+    )
+    shared = sigma.ndim == 0
+    if shared:
+        sigmas, decay, weights, final = weights_of(sigma)
+        sigma_axis = None
+    else:
+        # Per-sample σ: the step axis goes first and the batch axis right after it.
+        sigmas, decay, weights, final = jax.vmap(weights_of)(sigma)
+        sigmas, decay, final = sigmas.T, jnp.moveaxis(decay, 0, 1), final.T
+        weights = jnp.moveaxis(weights, 0, 2)  # (N-1, j, batch, *event)
+        sigma_axis = 0
+    denoise = jax.vmap(model.denoise, in_axes=(0, sigma_axis))
+    # Shared coefficients broadcast over the batch; per-sample ones already carry its axis.
+    expand = (lambda a: a[None]) if shared else (lambda a: a)
 
-    def step(carry, n):
-        x, history, past_u = carry
-        D = model.denoise(x, jnp.exp(u[n]))
-        history = jnp.roll(history, 1, axis=0).at[0].set(D)
-        past_u = jnp.roll(past_u, 1).at[0].set(u[n])
-        k = jnp.minimum(n + 1, order)
-        coeffs = jnp.tensordot(_taylor_matrix(past_u - u[n], k), history, axes=1)  # c_m
-        h = u[n + 1] - u[n]
-        x_next = jnp.exp(kappa * h) * x
-        for m in range(MAX_ORDER):
-            weight = math.factorial(m) * h ** (m + 1) * _phi(m + 1, kappa * h)
-            x_next = x_next - jnp.where(m < k, kappa * weight * coeffs[m], 0.0)
-        return (x_next, history, past_u), None
+    def step(carry, inputs):
+        x, history = carry
+        sigma_n, decay_n, weights_n = inputs
+        history = (denoise(x, sigma_n), *history[:-1])
+        x = expand(decay_n) * x + sum(
+            expand(w) * D for w, D in zip(weights_n, history, strict=True)
+        )
+        return (x, history), None
 
-    (x, history, _), _ = jax.lax.scan(step, (y, history, nodes), jnp.arange(num_steps - 1))
-    D_last = model.denoise(x, jnp.exp(u[-1]))
-    # Extrapolate D linearly in σ² from (σ_{N-2}, D_{N-2}), (σ_{N-1}, D_last) to σ = 0.
-    s_prev, s_last = jnp.exp(2 * u[-2]), jnp.exp(2 * u[-1])
-    return D_last + (D_last - history[0]) * s_last / (s_prev - s_last)
+    history = (jnp.zeros_like(y),) * MAX_ORDER
+    # Unrolled: a rolled loop copies the whole history in its carry every step, which made
+    # this ~100x slower on CPU (benchmarks/decoder.py); the budget is a small static number.
+    (x, history), _ = jax.lax.scan(step, (y, history), (sigmas[:-1], decay, weights), unroll=True)
+    D_last = denoise(x, sigmas[-1])
+    # Extrapolate D linearly in σ² from (σ_{N-2}, D_{N-2}) and (σ_{N-1}, D_last) to σ = 0.
+    w_prev, w_last = final[0], final[1]
+    if not shared:
+        w_prev = w_prev.reshape(-1, *([1] * (y.ndim - 1)))
+        w_last = w_last.reshape(-1, *([1] * (y.ndim - 1)))
+    return w_prev * history[0] + w_last * D_last
