@@ -64,7 +64,7 @@ def accuracy_table() -> dict:
     return {(m, s): (n, e) for m, s, n, e in rows}
 
 
-def _time(fn, repeats=3) -> float:
+def _time(fn, repeats=5) -> float:
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -111,7 +111,7 @@ def throughput(batch: int, num_steps: int) -> None:
         scipy_err = float(jnp.max(jnp.abs(out - exact)))
         if scipy_err <= ours_err:
             break
-    scipy_time = _time(lambda: scipy_decode(rtol)[0], repeats=1)
+    scipy_time = _time(lambda: scipy_decode(rtol)[0], repeats=3)
     print(f"\n## Throughput: {batch} samples × {d} dims, ρ = {rho}, σ = {sigma}\n")
     print("| decoder | NFE | max |x̂ - exact| | seconds | samples/s |")
     print("|---|---|---|---|---|")

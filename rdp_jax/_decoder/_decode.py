@@ -44,18 +44,44 @@ def _event_shape(model: ScoreSource, y: Array, where: str) -> tuple[int, ...]:
     return event
 
 
-def _check(x: Array, bad: Array, message: str) -> Array:
-    if isinstance(bad, jax.core.Tracer):
-        return eqx.error_if(x, bad, message)
-    if np.any(np.asarray(bad)):
-        raise ValueError(message)
-    return x
+@jax.jit
+def _invalid(batch: Array, sigma: Array, kappa: Array, kappa_lo: float, kappa_hi: float) -> Array:
+    """Flags for non-finite y, bad σ, non-finite ρ and ρ out of range, in one compiled pass."""
+    return jnp.stack(
+        [
+            ~jnp.all(jnp.isfinite(batch)),
+            ~jnp.all(jnp.isfinite(sigma) & (sigma > 0)),
+            ~jnp.all(jnp.isfinite(kappa)),
+            jnp.any((kappa < kappa_lo) | (kappa > kappa_hi)),
+        ]
+    )
+
+
+def _validate(batch, sigma, kappa, where, allow_any_rho) -> tuple[Array, Array, Array]:
+    """Raises `ValueError` on bad values (one device sync), or attaches `error_if` when traced."""
+    messages = (
+        f"{where}: `y` must be finite.",
+        f"{where}: `sigma` must be finite and > 0.",
+        f"{where}: `rho` must be finite.",
+        f"{where}: `rho` must lie in [0, 1]; pass allow_any_rho=True to go outside.",
+    )
+    lo, hi = (-jnp.inf, jnp.inf) if allow_any_rho else (1.0, 2.0)
+    flags = _invalid(batch, sigma, kappa, lo, hi)
+    if isinstance(flags, jax.core.Tracer):
+        batch = eqx.error_if(batch, flags[0], messages[0])
+        sigma = eqx.error_if(sigma, flags[1], messages[1])
+        kappa = eqx.error_if(kappa, flags[2], messages[2])
+        return batch, sigma, eqx.error_if(kappa, flags[3], messages[3])
+    for flag, message in zip(np.asarray(flags), messages, strict=True):
+        if flag:
+            raise ValueError(message)
+    return batch, sigma, kappa
 
 
 def _prepare(
     y: ArrayLike, sigma: ArrayLike, model: ScoreSource, where: str
 ) -> tuple[Array, Array, tuple[int, ...], bool]:
-    """Validates `y` and `sigma`; returns (batch, σ scalar or per sample, event shape, single)."""
+    """Checks shapes; returns (batch, σ scalar or per sample, event shape, was one sample)."""
     y = jnp.asarray(y)
     dtype = y.dtype if jnp.issubdtype(y.dtype, jnp.floating) else jnp.result_type(float)
     # A strong dtype: a weakly typed y (jnp.full(..., 1.0)) would otherwise retrace.
@@ -66,12 +92,6 @@ def _prepare(
     sigma = jnp.asarray(sigma, y.dtype)
     if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape[0] != batch.shape[0]):
         raise ValueError(f"{where}: `sigma` must be a scalar or one per sample; got {sigma.shape}.")
-    batch = _check(batch, ~jnp.all(jnp.isfinite(batch)), f"{where}: `y` must be finite.")
-    sigma = _check(
-        sigma,
-        ~jnp.all(jnp.isfinite(sigma) & (sigma > 0)),
-        f"{where}: `sigma` must be finite and > 0.",
-    )
     return batch, sigma, event, single
 
 
@@ -189,13 +209,7 @@ def decode(
         raise ValueError(
             f"{where}: `rho` of shape {rho.shape} does not broadcast to one sample {event}."
         ) from None
-    kappa = _check(kappa, ~jnp.all(jnp.isfinite(kappa)), f"{where}: `rho` must be finite.")
-    if not allow_any_rho:
-        kappa = _check(
-            kappa,
-            jnp.any((kappa < 1) | (kappa > 2)),
-            f"{where}: `rho` must lie in [0, 1]; pass allow_any_rho=True to go outside.",
-        )
+    batch, sigma, kappa = _validate(batch, sigma, kappa, where, allow_any_rho)
     sigma_min = _SIGMA_MIN[method] if sigma_min is None else float(sigma_min)
     x_hat, nfe = _decode_batch(
         model, batch, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule
@@ -221,7 +235,10 @@ def tweedie_denoise(
 
     **Returns:** the posterior mean, shaped like `y`.
     """
-    batch, sigma, _, single = _prepare(y, sigma, model, "tweedie_denoise")
+    batch, sigma, event, single = _prepare(y, sigma, model, "tweedie_denoise")
+    batch, sigma, _ = _validate(
+        batch, sigma, jnp.ones(event, batch.dtype), "tweedie_denoise", False
+    )
     x_hat = _tweedie_batch(model, batch, sigma)
     return x_hat[0] if single else x_hat
 
@@ -264,7 +281,8 @@ def posterior_sample(
     where = "posterior_sample"
     if int(num_steps) != num_steps or num_steps < 2:
         raise ValueError(f"{where}: `num_steps` must be an integer >= 2.")
-    batch, sigma, _, single = _prepare(y, sigma, model, where)
+    batch, sigma, event, single = _prepare(y, sigma, model, where)
+    batch, sigma, _ = _validate(batch, sigma, jnp.ones(event, batch.dtype), where, False)
     keys = jax.random.split(key, batch.shape[0])
     x = _posterior_batch(model, keys, batch, sigma, int(num_steps), float(sigma_min))
     return x[0] if single else x
