@@ -87,10 +87,19 @@ def claim(name: str, source: str, *, group: str) -> Callable:
     return register
 
 
+# The analytic truth first, then the machinery that is checked against it.
+_GROUP_ORDER = ("theory", "decoder", "rcc")
+
+
 def registered_claims(groups: Iterable[str] | None = None) -> list[Claim]:
-    """The registered claims, in registration order, optionally only those in `groups`."""
+    """The registered claims by group (theory first), optionally only those in `groups`."""
     wanted = None if groups is None else set(groups)
-    return [c for c in _REGISTRY.values() if wanted is None or c.group in wanted]
+    chosen = [c for c in _REGISTRY.values() if wanted is None or c.group in wanted]
+
+    def rank(c: Claim) -> int:
+        return _GROUP_ORDER.index(c.group) if c.group in _GROUP_ORDER else len(_GROUP_ORDER)
+
+    return sorted(chosen, key=rank)  # stable: registration order within a group
 
 
 def run_claims(claims: Iterable[Claim]) -> Iterator[ClaimResult]:

@@ -20,7 +20,7 @@ _ROUNDOFF_TOL = 1e-12
 
 _SCALAR_GRID = [
     (D, P, var)
-    for var in (0.3, 1.0, 4.0)
+    for var in (0.3, 4.0)
     for D in (0.1, 0.5, 0.9, 1.5)
     for P in (0.0, 0.01, 0.05, 0.3, np.inf)
 ]
@@ -92,11 +92,11 @@ def _vector_kkt_bruteforce() -> Measurement:
         for D in (0.1 * total, 0.3 * total):
             for P in (0.0, 0.02 * total, 0.1 * total, np.inf):
                 kkt = float(theory.rdp_w2_vector(D, P, v))
-                brute = rdp_bruteforce(D, v, perception_w2(P, np.sqrt(v)), starts=6, seed=1)
+                brute = rdp_bruteforce(D, v, perception_w2(P, np.sqrt(v)), starts=4, seed=1)
                 errors.append(abs(kkt - brute))
                 points.append((len(v), round(D, 4), P))
     worst, where = _worst(errors, points)
-    return Measurement(worst, 0.0, _OPTIMISER_TOL, detail=f"max |KKT - best of 6 starts|; {where}")
+    return Measurement(worst, 0.0, _OPTIMISER_TOL, detail=f"max |KKT - best of 4 starts|; {where}")
 
 
 @claim(
