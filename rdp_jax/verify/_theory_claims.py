@@ -56,28 +56,22 @@ def _rdp_w2_bruteforce() -> Measurement:
     return _scalar_against_bruteforce(theory.rdp_w2, perception_w2)
 
 
-@claim(
-    "rdp_kl forward = brute force",
-    "Serra et al. 2024, Gaussian RDP with KL (THEORY §4)",
-    group="theory",
-)
-def _rdp_kl_forward_bruteforce() -> Measurement:
-    return _scalar_against_bruteforce(
-        lambda D, P, v: theory.rdp_kl(D, P, v, "forward"),
-        lambda P, s: perception_kl(P, s, "forward"),
-    )
+def _rdp_kl_bruteforce(direction: str):
+    def measure() -> Measurement:
+        return _scalar_against_bruteforce(
+            lambda D, P, v: theory.rdp_kl(D, P, v, direction),
+            lambda P, s: perception_kl(P, s, direction),
+        )
+
+    return measure
 
 
-@claim(
-    "rdp_kl reverse = brute force",
-    "Serra et al. 2024, Gaussian RDP with KL (THEORY §4)",
-    group="theory",
-)
-def _rdp_kl_reverse_bruteforce() -> Measurement:
-    return _scalar_against_bruteforce(
-        lambda D, P, v: theory.rdp_kl(D, P, v, "reverse"),
-        lambda P, s: perception_kl(P, s, "reverse"),
-    )
+for _direction in ("forward", "reverse"):
+    claim(
+        f"rdp_kl {_direction} = brute force",
+        "Serra et al. 2024, Gaussian RDP with KL (THEORY §4)",
+        group="theory",
+    )(_rdp_kl_bruteforce(_direction))
 
 
 @claim(

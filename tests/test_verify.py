@@ -1,0 +1,87 @@
+"""The claim registry, its verdicts, the report and the `rdp-jax` command line."""
+
+import json
+import math
+
+import pytest
+
+from rdp_jax import _report, cli
+from rdp_jax.verify import Measurement, _registry, claim, registered_claims, run_claims
+
+
+@pytest.mark.parametrize(
+    ("measurement", "verdict"),
+    [
+        (Measurement(1.0, 1.05, 0.1), True),
+        (Measurement(1.0, 1.2, 0.1), False),
+        (Measurement(1.0, 0.95, 0.0, "at_most"), False),
+        (Measurement(0.9, 1.0, 0.0, "at_most"), True),
+        (Measurement(1.1, 1.0, 0.0, "at_least"), True),
+        (Measurement(0.8, 1.0, 0.1, "at_least"), False),
+        (Measurement(math.nan, 1.0, 0.1), False),
+        (Measurement(math.inf, math.inf, 0.0), True),
+        (Measurement(3.0, 0.0, 0.0, "report"), None),
+    ],
+)
+def test_measurement_verdicts(measurement, verdict):
+    assert measurement.passed() is verdict
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    monkeypatch.setattr(_registry, "_REGISTRY", {})
+    return _registry._REGISTRY
+
+
+def test_claims_register_run_and_judge(scratch_registry):
+    @claim("passes", "a source", group="decoder")
+    def _passes():
+        return Measurement(1.0, 1.0, 0.0)
+
+    @claim("fails", "a source", group="theory")
+    def _fails():
+        return Measurement(2.0, 1.0, 0.5)
+
+    @claim("raises", "a source", group="theory")
+    def _raises():
+        raise RuntimeError("boom")
+
+    claims = registered_claims()
+    assert [c.name for c in claims] == ["fails", "raises", "passes"]  # theory group first
+    assert [c.name for c in registered_claims(["decoder"])] == ["passes"]
+    results = list(run_claims(claims))
+    assert [r.verdict for r in results] == ["FAIL", "ERROR", "PASS"]
+    assert "boom" in results[1].detail
+    table = _report.format_table(results)
+    assert "FAIL" in table and "a source" in table
+    assert "1 pass, 1 fail, 1 error" in _report.summary(results)
+    rows = json.loads(_report.to_json(results))
+    assert rows[1]["measured"] is None and rows[2]["verdict"] == "PASS"
+    with pytest.raises(ValueError, match="twice"):
+        claim("passes", "again", group="theory")(_passes)
+
+
+def test_cli_json_and_exit_codes(scratch_registry, capsys):
+    @claim("fine", "src", group="theory")
+    def _fine():
+        return Measurement(0.0, 0.0, 1e-12)
+
+    assert cli.main(["verify", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["name"] == "fine" and row["verdict"] == "PASS"
+
+    @claim("broken", "src", group="theory")
+    def _broken():
+        return Measurement(1.0, 0.0, 1e-12)
+
+    assert cli.main(["verify"]) == 1
+    assert "broken" in capsys.readouterr().out
+    assert cli.main(["verify", "--match", "nothing-matches"]) == 2
+    assert cli.main(["verify", "--list"]) == 0
+
+
+def test_registered_project_claims_are_well_formed():
+    claims = registered_claims()
+    assert len({c.name for c in claims}) == len(claims)
+    assert {c.group for c in claims} >= {"theory", "decoder"}
+    assert all(c.source for c in claims)
