@@ -1,6 +1,9 @@
 """The score-scaled PF-ODE decoder against the closed form of THEORY §7."""
 
 import math
+import os
+import subprocess
+import sys
 
 import equinox as eqx
 import jax
@@ -271,3 +274,39 @@ def test_assert_max_traces_on_the_compiled_path():
 
     for i in range(3):
         run(jnp.full((3, 2), float(i)), jnp.asarray(1.0 + i), jnp.asarray(0.25 * i))
+
+
+_SHARDED_SCRIPT = """
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import theory
+from rdp_jax import decode, scores
+
+assert len(jax.devices()) == 2
+mesh = Mesh(np.array(jax.devices()), ("batch",))
+sharding = NamedSharding(mesh, PartitionSpec("batch"))
+variances = jnp.array([0.5, 2.0])
+model = scores.gaussian(jnp.zeros(2), variances)
+y = jax.device_put(jnp.arange(16.0).reshape(8, 2), sharding)
+out = decode(y, 1.0, 0.3, model, num_steps=20)
+assert out.sharding.is_equivalent_to(sharding, out.ndim), out.sharding
+np.testing.assert_allclose(out, decode(np.asarray(y), 1.0, 0.3, model, num_steps=20), rtol=1e-12)
+np.testing.assert_allclose(out, y * theory.score_scaled_gain(0.3, variances, 1.0), rtol=1e-3)
+print("ok")
+"""
+
+
+def test_batch_sharded_over_two_devices_stays_sharded():
+    # Two host devices must be requested before JAX starts, hence a fresh interpreter.
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARDED_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
