@@ -192,7 +192,10 @@ def decode(
       of σ (tsit5/heun/euler); the decoded output is the same up to solver error.
     - `allow_any_rho`: permit ρ outside [0, 1], where both D and P get worse (THEORY §7).
 
-    **Returns:** x̂ with the shape of `y`; with `return_info`, `(x̂, info)`.
+    **Returns:** x̂ with the shape and dtype of `y`; with `return_info`, `(x̂, info)`. In
+    float32 the fixed-budget methods keep their float64 accuracy (exp4 at 20 NFE: ~2e-4 relative,
+    set by the method) and tsit5 reaches ~3e-7 relative, set by float32 round-off
+    (tests/test_decoder.py).
 
     **Raises:** `ValueError` naming the argument for a bad shape, σ ≤ 0, non-finite `y`, ρ out
     of range, an unknown method or a bad budget; under `jit`, value checks raise at run time.
