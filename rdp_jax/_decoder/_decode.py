@@ -126,7 +126,6 @@ def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, at
             sigma_min=sigma_min,
         )
         return x_hat, jnp.full(y.shape[:1], num_steps)
-    sigma = jnp.broadcast_to(sigma, y.shape[:1])
 
     def one(y_i, sigma_i):
         return diffrax_decode(
@@ -214,6 +213,11 @@ def decode(
         ) from None
     batch, sigma, kappa = _validate(batch, sigma, kappa, where, allow_any_rho)
     sigma_min = _SIGMA_MIN[method] if sigma_min is None else float(sigma_min)
+    if method not in EXPONENTIAL:
+        # One σ per sample for the vmapped diffrax solves. Broadcast here, not under jit: a
+        # traced scalar broadcast inside the vmapped solve sends XLA's algebraic simplifier
+        # into a loop (harmless, but it prints a screenful of errors).
+        sigma = jnp.broadcast_to(sigma, batch.shape[:1])
     x_hat, nfe = _decode_batch(
         model, batch, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule
     )
