@@ -7,10 +7,17 @@ The closed-form truth lives in the separate `theory` package; `rdp_jax` holds th
 - `scores`: score sources (analytic Gaussians and mixtures, adapters for learned models);
 - `VE`, `VPLinear`, `VPCosine`: noise schedules with exact t ↔ σ conversions;
 - `metrics`: distortion and perception estimators with standard errors;
+- `rcc`: reverse channel coding of diagonal Gaussians to a real bitstream (PFR; work in
+  progress, issue 4);
 - `experiments`: the measurements behind `rdp-jax verify` and the benchmarks.
 """
 
-from rdp_jax import experiments as experiments, metrics as metrics, scores as scores
+from rdp_jax import (
+    experiments as experiments,
+    metrics as metrics,
+    rcc as rcc,
+    scores as scores,
+)
 from rdp_jax._decoder import (
     METHODS as METHODS,
     DecodeInfo as DecodeInfo,

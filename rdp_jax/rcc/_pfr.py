@@ -1,0 +1,105 @@
+"""Truncated PFR per chunk (jitted, scanned over candidate blocks); the chosen candidates.
+
+Randomness layout (format version 1), for a root key `key`:
+
+- `cand_root, time_root = jax.random.split(key)`.
+- Candidate j of chunk c: ε = `normal(fold_in(fold_in(cand_root, c), j), (width,))`, z = μ_p + σ_p ε
+  on the chunk's dimensions (its first `n_c` entries; `width` is the padded chunk width, which the
+  decoder recomputes from the header's layout). The decoder regenerates only the chosen j.
+- Arrival times of chunk c, block b: `exponential(fold_in(fold_in(time_root, c), b), (block,))`,
+  summed cumulatively. They are the encoder's private randomness, derived from the key so that
+  encoding is deterministic; the decoder never needs them.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+
+def candidate_noise(cand_root: PRNGKeyArray, chunk: Array, index: Array, width: int, dtype):
+    """The standard normal ε of candidate `index` of chunk `chunk`, shape `(width,)`."""
+    key = jax.random.fold_in(jax.random.fold_in(cand_root, chunk), index)
+    return jax.random.normal(key, (width,), dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("num_candidates", "block"))
+def search_chunks(
+    cand_root: PRNGKeyArray,
+    time_root: PRNGKeyArray,
+    chunks: Int[Array, " g"],
+    a: Float[Array, "g width"],
+    b: Float[Array, "g width"],
+    *,
+    num_candidates: int,
+    block: int,
+) -> tuple[Int[Array, " g"], Float[Array, " g"]]:
+    """argmin_j log T_j − log w(z_j) over j < N for a group of chunks, `block` candidates a step.
+
+    With u = a + b ε, a = (μ_p − μ_q)/σ_q and b = σ_p/σ_q, the log importance weight is
+
+    .. math::
+        \\log w(z) = \\log q(z) - \\log p(z) = \\sum_i \\Big[\\log b_i - \\tfrac12 u_i^2
+        + \\tfrac12 ε_i^2\\Big],
+
+    and padded dimensions (a = 0, b = 1) contribute exactly 0. Memory is O(g · block · width)
+    whatever N is: candidates live only inside one scan step. The (chunk, candidate) pairs of a
+    step are one flat vmap rather than two nested ones, which keeps XLA compile times down.
+
+    **Returns:** each chunk's selected index and the log w (nats) of its selected candidate.
+    """
+    group, width = a.shape
+    dtype = a.dtype
+    log_b = jnp.sum(jnp.log(b), axis=-1, keepdims=True)
+    time_keys = jax.vmap(lambda c: jax.random.fold_in(time_root, c))(chunks)
+    num_blocks = -(-num_candidates // block)
+
+    def step(carry, i):
+        t0, best_score, best_index, best_logw = carry
+        j = i * block + jnp.arange(block, dtype=jnp.uint32)
+        flat_c = jnp.repeat(chunks, block)
+        flat_j = jnp.tile(j, group)
+        eps = jax.vmap(lambda c, jj: candidate_noise(cand_root, c, jj, width, dtype))(
+            flat_c, flat_j
+        )
+        eps = eps.reshape(group, block, width)
+        u = a[:, None, :] + b[:, None, :] * eps
+        logw = log_b + 0.5 * jnp.sum((eps - u) * (eps + u), axis=-1)
+        keys = jax.vmap(lambda key: jax.random.fold_in(key, i))(time_keys)
+        e = jax.vmap(lambda key: jax.random.exponential(key, (block,), dtype))(keys)
+        t = t0[:, None] + jnp.cumsum(e, axis=-1)
+        # log space: T_j / w_j overflows for the KL of a whole chunk in float32.
+        score = jnp.where(j < num_candidates, jnp.log(t) - logw, jnp.inf)
+        k = jnp.argmin(score, axis=-1)
+        rows = jnp.arange(group)
+        better = score[rows, k] < best_score
+        return (
+            t[:, -1],
+            jnp.where(better, score[rows, k], best_score),
+            jnp.where(better, j[k], best_index),
+            jnp.where(better, logw[rows, k], best_logw),
+        ), None
+
+    init = (
+        jnp.zeros((group,), dtype),
+        jnp.full((group,), jnp.inf, dtype),
+        jnp.zeros((group,), jnp.uint32),
+        jnp.zeros((group,), dtype),
+    )
+    (_, _, index, logw), _ = jax.lax.scan(step, init, jnp.arange(num_blocks, dtype=jnp.uint32))
+    return index, logw
+
+
+@functools.partial(jax.jit, static_argnames=("width", "dtype"))
+def chosen_noise(
+    cand_root: PRNGKeyArray, indices: Int[Array, " c"], *, width: int, dtype
+) -> Float[Array, "c width"]:
+    """The standard normal ε of each chunk's chosen candidate (chunk c is row c).
+
+    Only these C candidates are regenerated. The affine map z = μ_p + σ_p ε is applied by the
+    caller in NumPy, whose separate IEEE multiply and add round the same way on every platform
+    (an XLA fusion could contract them into an FMA on one build and not on another).
+    """
+    chunks = jnp.arange(indices.shape[0], dtype=jnp.uint32)
+    return jax.vmap(lambda c, j: candidate_noise(cand_root, c, j, width, dtype))(chunks, indices)
