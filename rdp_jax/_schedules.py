@@ -19,63 +19,14 @@ import math
 from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, PyTree
+from jaxtyping import Array, ArrayLike, Float
+
+from rdp_jax._validate import as_float, check
 
 Times = Float[ArrayLike, "*shape"]
 Sigmas = Float[ArrayLike, "*shape"]
 Values = Float[Array, "*shape"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Argument checks, shared with `rdp_jax.scores`.
-# ---------------------------------------------------------------------------------------------
-
-
-def _as_float(x: ArrayLike) -> Array:
-    """An array of `x`, promoting integers to the default float (floats keep their dtype)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
-
-
-def _check(x: PyTree, *checks: tuple[Bool[ArrayLike, "..."], str]) -> PyTree:
-    """Returns `x`, raising `ValueError(message)` for the first `(bad, message)` where `bad` holds.
-
-    **Arguments:**
-
-    - `x`: the value to pass through, any pytree. Under tracing it must be used downstream, or
-      the check is dropped with it.
-    - `checks`: pairs of a boolean array, true where the input is invalid, and a message naming
-      the argument and what was wrong.
-
-    **Returns:** `x`, unchanged.
-
-    **Raises:** `ValueError` at once for concrete `bad`; for traced `bad` (under `jit`, `vmap`,
-    `grad`) the run-time error of `equinox.error_if` with the same message, since a NaN would
-    otherwise pass silently. Traced checks share one `branched_error_if`: each `error_if` is a
-    host callback, and compiling them one by one was a good part of a small source's compile time.
-    """
-    traced = []
-    for bad, message in checks:
-        if isinstance(bad, jax.core.Tracer):
-            traced.append((bad, message))
-        elif np.any(np.asarray(bad)):
-            raise ValueError(message)
-    if not traced:
-        return x
-    if len(traced) == 1:
-        return eqx.error_if(x, traced[0][0], traced[0][1])
-    flags = jnp.stack([jnp.any(bad) for bad, _ in traced])
-    return eqx.branched_error_if(x, jnp.any(flags), jnp.argmax(flags), [m for _, m in traced])
-
-
-# ---------------------------------------------------------------------------------------------
-# Schedules.
-# ---------------------------------------------------------------------------------------------
 
 
 class AbstractSchedule(eqx.Module):
@@ -108,9 +59,9 @@ class AbstractSchedule(eqx.Module):
         return ~((t >= 0) & (t <= self.t_max) & jnp.isfinite(t))
 
     def _checked(self, method: str, t: Times) -> Array:
-        value, bad = _fused_time_method(self, f"_{method}", _as_float(t))
+        value, bad = _fused_time_method(self, f"_{method}", as_float(t))
         message = f"{type(self).__name__}.{method}: `t` must lie in {self._domain}."
-        return _check(value, (bad, message))
+        return check(value, (bad, message))
 
     @property
     def _domain(self) -> str:
@@ -140,12 +91,12 @@ class AbstractSchedule(eqx.Module):
 
         **Raises:** `ValueError` naming `sigma` when σ ≤ 0, not finite or beyond the schedule.
         """
-        t, bad = _fused_t_of_sigma(self, _as_float(sigma))
+        t, bad = _fused_t_of_sigma(self, as_float(sigma))
         msg = (
             f"{type(self).__name__}.t_of_sigma: `sigma` must be finite and > 0, with "
             f"t(sigma) in {self._domain}."
         )
-        return _check(t, (bad, msg))
+        return check(t, (bad, msg))
 
     def scale(self, t: Times) -> Values:
         """√ᾱ(t), the factor with X_t = √ᾱ(t)·(X + σ(t) ε); 1 for VE.

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from rdp_jax._schedules import VE, AbstractSchedule, _as_float
+from rdp_jax._schedules import VE, AbstractSchedule
+from rdp_jax._validate import as_float
 from rdp_jax.scores._base import ScoreSource
 
 Parametrization = Literal["score", "eps", "x0"]
@@ -68,7 +69,7 @@ class ModelScore(ScoreSource):
         return eqx.combine(self.dynamic, self.static)
 
     def _evaluate(self, x: ArrayLike, sigma: ArrayLike, where: str) -> tuple[Array, ...]:
-        x, sigma = _as_float(x), _as_float(sigma)
+        x, sigma = as_float(x), as_float(sigma)
         if sigma.ndim != 0:
             raise ValueError(f"{where}: `sigma` must be a scalar, got shape {sigma.shape}.")
         # t_of_sigma rejects σ ≤ 0 and σ beyond the schedule, so t is in range: the unchecked

@@ -8,23 +8,23 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from rdp_jax._schedules import _as_float, _check
+from rdp_jax._validate import as_float, check
 from rdp_jax.scores._base import ScoreSource
 
 
 def _check_event(x: ArrayLike, dim: int, where: str) -> Array:
     """One sample of shape `(dim,)`; the shape is static, so this raises even under `jit`."""
-    x = _as_float(x)
+    x = as_float(x)
     if x.shape != (dim,):
         raise ValueError(f"{where}: `x` must be one sample of shape ({dim},), got {x.shape}.")
     return x
 
 
 def _check_sigma(sigma: ArrayLike, where: str) -> Array:
-    sigma = _as_float(sigma)
+    sigma = as_float(sigma)
     if sigma.ndim != 0:
         raise ValueError(f"{where}: `sigma` must be a scalar, got shape {sigma.shape}.")
-    return _check(sigma, (~(jnp.isfinite(sigma) & (sigma > 0)), f"{where}: `sigma` must be > 0."))
+    return check(sigma, (~(jnp.isfinite(sigma) & (sigma > 0)), f"{where}: `sigma` must be > 0."))
 
 
 def _check_sample_count(n: int, where: str) -> int:
@@ -170,14 +170,14 @@ def gaussian(mean: Float[ArrayLike, "*d"], var: Float[ArrayLike, "*d"]) -> Gauss
     if var.ndim < 2:
         var = jnp.broadcast_to(var, (dim,))
         bad_var = (~(jnp.isfinite(var) & (var > 0)), "gaussian: `var` must be finite and > 0.")
-        mean, var = _check((mean, var), bad_mean, bad_var)
+        mean, var = check((mean, var), bad_mean, bad_var)
         return Gaussian(mean=mean, eigenvalues=var, eigenvectors=None)
 
     eps = jnp.finfo(dtype).eps
     scale = jnp.max(jnp.abs(var))
     # eigh reads one triangle; symmetrising first makes the result independent of which.
     eigenvalues, eigenvectors = jnp.linalg.eigh(0.5 * (var + var.T))
-    mean, eigenvalues, eigenvectors = _check(
+    mean, eigenvalues, eigenvectors = check(
         (mean, eigenvalues, eigenvectors),
         bad_mean,
         (~jnp.isfinite(var), "gaussian: `var` must be finite."),

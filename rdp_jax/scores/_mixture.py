@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from rdp_jax._schedules import _check
+from rdp_jax._validate import check
 from rdp_jax.scores._base import ScoreSource
 from rdp_jax.scores._gaussian import _check_event, _check_sample_count, _check_sigma
 
@@ -152,7 +152,7 @@ def gaussian_mixture(
     if variances.ndim == 1:
         variances = jnp.broadcast_to(variances[:, None], (K, d))
     total = jnp.sum(weights)
-    weights, means, variances = _check(
+    weights, means, variances = check(
         (weights, means, variances),
         (~jnp.isfinite(means), "gaussian_mixture: `means` must be finite."),
         (
