@@ -19,12 +19,10 @@ def test_linear_decoder_dp_matches_the_closed_form():
 
 def test_gaussian_w2sq_matches_commuting_formula_and_is_symmetric():
     a, b = jnp.diag(jnp.array([4.0, 1.0])), jnp.diag(jnp.array([1.0, 0.25]))
-    np.testing.assert_allclose(experiments.gaussian_w2sq(a, b), 1.0 + 0.25, rtol=1e-12)
+    np.testing.assert_allclose(metrics.gaussian_w2sq(a, b), 1.0 + 0.25, rtol=1e-12)
     rot = jnp.array([[0.6, -0.8], [0.8, 0.6]])
     c = rot @ b @ rot.T
-    np.testing.assert_allclose(
-        experiments.gaussian_w2sq(a, c), experiments.gaussian_w2sq(c, a), rtol=1e-10
-    )
+    np.testing.assert_allclose(metrics.gaussian_w2sq(a, c), metrics.gaussian_w2sq(c, a), rtol=1e-10)
 
 
 def test_empirical_dp_and_bound_estimate_the_gaussian_truth():

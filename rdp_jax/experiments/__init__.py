@@ -5,6 +5,5 @@ from rdp_jax.experiments._dp import (
     DPPoint as DPPoint,
     empirical_dp as empirical_dp,
     empirical_dp_bound as empirical_dp_bound,
-    gaussian_w2sq as gaussian_w2sq,
     linear_decoder_dp as linear_decoder_dp,
 )

@@ -12,17 +12,6 @@ from rdp_jax._decoder import decode, tweedie_denoise
 from rdp_jax.scores import Gaussian, ScoreSource
 
 
-def _sqrtm_psd(a: Float[Array, "d d"]) -> Float[Array, "d d"]:
-    w, v = jnp.linalg.eigh((a + a.T) / 2)
-    return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
-
-
-def gaussian_w2sq(cov_a: Float[Array, "d d"], cov_b: Float[Array, "d d"]) -> Float[Array, ""]:
-    """W2² between N(μ, Σ_a) and N(μ, Σ_b): tr(Σ_a + Σ_b - 2 (Σ_a^{1/2} Σ_b Σ_a^{1/2})^{1/2})."""
-    root = _sqrtm_psd(cov_a)
-    return jnp.trace(cov_a + cov_b - 2 * _sqrtm_psd(root @ cov_b @ root))
-
-
 def linear_decoder_dp(
     model: Gaussian, sigma: float, rho: ArrayLike, **decode_kwargs
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
@@ -52,7 +41,7 @@ def linear_decoder_dp(
     G = (out[1:] - out[0]).T
     eye = jnp.eye(d, dtype=mu.dtype)
     D = jnp.trace((G - eye) @ cov @ (G - eye).T) + sigma**2 * jnp.trace(G @ G.T)
-    P = gaussian_w2sq(cov, G @ (cov + sigma**2 * eye) @ G.T)
+    P = metrics.gaussian_w2sq(cov, G @ (cov + sigma**2 * eye) @ G.T)
     return D, P
 
 

@@ -12,6 +12,10 @@ to float64 under x64, except that float32 arrays stay float32.
 
 from rdp_jax.metrics._estimate import Estimate as Estimate
 from rdp_jax.metrics._exact import w2_exact as w2_exact
-from rdp_jax.metrics._moments import mse as mse, w2_gaussian as w2_gaussian
+from rdp_jax.metrics._moments import (
+    gaussian_w2sq as gaussian_w2sq,
+    mse as mse,
+    w2_gaussian as w2_gaussian,
+)
 from rdp_jax.metrics._quantile import w2_1d as w2_1d
 from rdp_jax.metrics._sliced import sliced_w2 as sliced_w2

@@ -150,8 +150,12 @@ def _sqrtm_psd(a: Float[Array, "d d"]) -> Float[Array, "d d"]:
     return jnp.matmul(v * jnp.sqrt(jnp.clip(w, 0.0)), v.T, precision=_HIGHEST)
 
 
-def _bures_sq(a: Float[Array, "d d"], b: Float[Array, "d d"]) -> Float[Array, ""]:
-    """tr(A + B - 2 (A^{1/2} B A^{1/2})^{1/2}) ≥ 0."""
+def gaussian_w2sq(a: Float[Array, "d d"], b: Float[Array, "d d"]) -> Float[Array, ""]:
+    """W2² between N(μ, A) and N(μ, B): the Bures distance tr(A + B - 2 (A^{1/2} B A^{1/2})^{1/2}).
+
+    Exact (Dowson & Landau 1982), clipped at 0 against round-off. The covariance part of
+    `w2_gaussian`, exposed for closed-form covariances (e.g. a linear decoder's output).
+    """
     root_a = _sqrtm_psd(a)
     m = jnp.matmul(jnp.matmul(root_a, b, precision=_HIGHEST), root_a, precision=_HIGHEST)
     # tr M^{1/2} is the sum of the square roots of M's eigenvalues; no need to form M^{1/2}.
@@ -206,7 +210,7 @@ def _w2_gaussian(
             *(t.sum(0) - b for t, b in zip(per_block_y, dropped_y, strict=True))
         )
         delta = (mean_x - mean_y) + (off_x - off_y)
-        return jnp.sum(delta**2) + _bures_sq(cov_x, cov_y)
+        return jnp.sum(delta**2) + gaussian_w2sq(cov_x, cov_y)
 
     # A final all-zero "block" gives the full-sample fit in the same vmapped call, so the
     # eigendecompositions are compiled once. With one block (too few samples to jackknife)
