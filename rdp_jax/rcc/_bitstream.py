@@ -1,36 +1,44 @@
-"""The byte format: header, entropy-coded chunk indices (constriction range coder) and CRC32.
+"""The byte format: header, range-coded indices and chunk layout (constriction), CRC32.
 
-Layout of format version 1 (all integers are unsigned LEB128 varints unless stated):
+Layout of format version 2 (integers are unsigned LEB128 varints unless stated):
 
-====================  =====================================================================
-field                 content
-====================  =====================================================================
-version               1 byte, `FORMAT_VERSION`
-flags                 1 byte: bits 0-1 dtype code (0 float32, 1 float64), bits 2-3 algorithm
-                      (0 PFR)
-d                     the dimension
-N                     candidates per chunk
-C                     number of chunks
-k̄·16                  the mean chunk KL in 1/16 bit: the index model's parameter
-counts                C − 1 chunk widths (the last is d minus their sum)
-payload               the range-coded indices, big-endian 32-bit words with at most 3
-                      trailing zero bytes of the last word dropped (restored on decode)
-crc                   4 bytes big-endian, `zlib.crc32` of everything above
-====================  =====================================================================
+==============  =============================================================================
+field           content
+==============  =============================================================================
+version         1 byte, `FORMAT_VERSION`
+flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (0 PFR)
+d               the dimension
+N               candidates per chunk
+C               number of chunks
+kl              the mean chunk KL in 1/16 bit        } parameters of the index law
+sd              the sd of ln w per chunk in 1/16 nat } (`_index_model.index_law`)
+cut scale       only if C > 1: the Laplace scale of the chunk cut offsets, in 1/16 dimension
+payload         one range-coded block: the C indices under the index law, then the C − 1 chunk
+                cuts as offsets from the balanced cuts round(t d / C), under a quantised
+                Laplace law centred on 0 (free when the KL per dimension is uniform). The
+                block is cut to the shortest byte string that still decodes to the same
+                symbols when zero-padded (checked by decoding it), which saves the ~15 bits a
+                sealed range coder spends on its final word.
+crc             4 bytes big-endian: CRC32 of everything above, seeded with the CRC32 of the
+                decoder's context (the key data and the bytes of p_mean, p_std) and of the
+                index-law table. A corrupted or truncated stream, a wrong key, a wrong prior or
+                a decoder whose model table differs in any bit all fail this check
+                (undetected with probability 2⁻³²).
+==============  =============================================================================
 """
 
-import functools
-import math
 import zlib
 from typing import NamedTuple
 
 import constriction
 import numpy as np
 
-FORMAT_VERSION = 1
+from rdp_jax.rcc._index_model import index_law
+
+FORMAT_VERSION = 2
 DTYPES = ("float32", "float64")
 ALGORITHMS = ("pfr",)
-KBAR_SCALE = 16
+CUT_SCALE = 16
 
 
 class Header(NamedTuple):
@@ -38,7 +46,9 @@ class Header(NamedTuple):
     algorithm: str
     dim: int
     num_candidates: int
-    kbar_q: int
+    kl_q: int
+    sd_q: int
+    cut_scale_q: int
     counts: np.ndarray
 
 
@@ -64,96 +74,167 @@ def _get_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             return value, pos
 
 
-def zipf_exponent(kbar_q: int) -> float:
-    """s = 1 + 1/(k + e⁻¹ ln(e+1)) of THEORY §10, for the dequantised mean chunk KL k."""
-    return 1.0 + 1.0 / (kbar_q / KBAR_SCALE + math.log(math.e + 1.0) / math.e)
+def _balanced_cuts(dim: int, num_chunks: int) -> np.ndarray:
+    """The cuts round(t d / C), t = 1 … C−1, of equal-width chunks (exact integer rounding)."""
+    t = np.arange(1, num_chunks, dtype=np.int64)
+    return (2 * t * dim + num_chunks) // (2 * num_chunks)
 
 
-@functools.lru_cache(maxsize=16)
-def _zipf(num_candidates: int, kbar_q: int) -> tuple[np.ndarray, object]:
-    """The truncated Zipf law P(j) ∝ (j+1)^(−s) on [0, N) and its constriction model.
-
-    `perfect=False` makes constriction's fixed-point quantisation a fast, documented,
-    deterministic function of the float table, which both sides compute from the same integers.
-    """
-    log_p = -zipf_exponent(kbar_q) * np.log1p(np.arange(num_candidates, dtype=np.float64))
-    p = np.exp(log_p - log_p.max())
-    p /= p.sum()
-    return p, constriction.stream.model.Categorical(p, perfect=False)
+def cut_offsets(counts: np.ndarray) -> np.ndarray:
+    """The chunk cuts minus the balanced cuts: what the stream stores for the layout."""
+    return np.cumsum(counts)[:-1] - _balanced_cuts(int(counts.sum()), len(counts))
 
 
-def index_bits(indices: np.ndarray, num_candidates: int, kbar_q: int) -> float:
-    """The ideal codelength Σ −log2 P(j) of the indices under the model, in bits."""
-    p, _ = _zipf(num_candidates, kbar_q)
-    return float(-np.sum(np.log2(p[indices])))
+def _cut_model(header: Header):
+    """The quantised Laplace law of the cut offsets on [−d, d], centred on 0."""
+    scale = max(header.cut_scale_q, 1) / CUT_SCALE
+    return constriction.stream.model.QuantizedLaplace(-header.dim, header.dim, 0.0, scale)
 
 
-def pack(header: Header, indices: np.ndarray) -> tuple[bytes, int]:
-    """Serialises header and indices; returns the stream and the payload length in bytes."""
+def cut_scale_q(counts: np.ndarray) -> int:
+    """The encoder's Laplace scale: the mean absolute cut offset, in 1/16 dimension."""
+    offsets = cut_offsets(counts)
+    return round(CUT_SCALE * float(np.mean(np.abs(offsets)))) if len(offsets) else 0
+
+
+def _decodes_to(block: bytes, header: Header, indices: np.ndarray) -> bool:
+    try:
+        return np.array_equal(_decode_block(block, header), indices)
+    except ValueError:
+        return False
+
+
+def _decode_block(block: bytes, header: Header) -> np.ndarray:
+    """The C indices and C − 1 cut offsets of a zero-padded payload block, as one array."""
+    words = np.frombuffer(block + b"\0" * (-len(block) % 4), dtype=">u4").astype(np.uint32)
+    _, model, _ = index_law(header.num_candidates, header.kl_q, header.sd_q)
+    num_chunks = len(header.counts)
+    try:
+        decoder = constriction.stream.queue.RangeDecoder(words)
+        indices = decoder.decode(model, num_chunks)
+        offsets = decoder.decode(_cut_model(header), num_chunks - 1) if num_chunks > 1 else []
+    except Exception as error:  # constriction signals malformed data with its own error types
+        raise ValueError(f"decode: the payload of `data` does not decode: {error}") from None
+    return np.concatenate([indices, offsets]).astype(np.int64)
+
+
+def _shortest_block(block: bytes, header: Header, symbols: np.ndarray) -> bytes:
+    """The shortest prefix of `block`, possibly with its last byte incremented, that decodes to
+    `symbols`. Valid code values form an interval, so the search stops at the first length with
+    neither candidate (the truncation, and the truncation plus one unit in its last byte)."""
+    best = block
+    for length in range(len(block) - 1, -1, -1):
+        cut = block[:length]
+        bumped = int.from_bytes(cut, "big") + 1
+        candidates = [cut] + ([bumped.to_bytes(length, "big")] if bumped < 256**length else [])
+        found = next((c for c in candidates if _decodes_to(c, header, symbols)), None)
+        if found is None:
+            break
+        best = found
+    return best
+
+
+def _header_bytes(header: Header) -> bytearray:
     out = bytearray(
-        [FORMAT_VERSION, DTYPES.index(header.dtype) | ALGORITHMS.index(header.algorithm) << 2]
+        [FORMAT_VERSION, DTYPES.index(header.dtype) | ALGORITHMS.index(header.algorithm) << 1]
     )
-    for value in (header.dim, header.num_candidates, len(header.counts), header.kbar_q):
+    fields = [header.dim, header.num_candidates, len(header.counts), header.kl_q, header.sd_q]
+    for value in fields + ([header.cut_scale_q] if len(header.counts) > 1 else []):
         _put_varint(out, int(value))
-    for count in header.counts[:-1]:
-        _put_varint(out, int(count))
-    _, model = _zipf(header.num_candidates, header.kbar_q)
+    return out
+
+
+def _crc(stream: bytes, header: Header, context: bytes) -> bytes:
+    _, _, digest = index_law(header.num_candidates, header.kl_q, header.sd_q)
+    seed = zlib.crc32(context, digest)
+    return zlib.crc32(stream, seed).to_bytes(4, "big")
+
+
+def pack(header: Header, indices: np.ndarray, context: bytes) -> tuple[bytes, int]:
+    """Serialises header, indices and layout; returns the stream and the payload length in bytes.
+
+    `context` is what the decoder must supply identically (key data, prior bytes): it seeds the
+    CRC and is not stored.
+    """
+    out = _header_bytes(header)
+    _, model, _ = index_law(header.num_candidates, header.kl_q, header.sd_q)
     encoder = constriction.stream.queue.RangeEncoder()
     encoder.encode(np.asarray(indices, dtype=np.int32), model)
-    words = encoder.get_compressed().astype(">u4").tobytes()
-    # Dropping only the last word's zero bytes keeps the payload exactly recoverable by padding.
-    payload = words[: len(words) - 4] + words[len(words) - 4 :].rstrip(b"\0") if words else b""
-    out += payload
-    out += zlib.crc32(out).to_bytes(4, "big")
-    return bytes(out), len(payload)
+    offsets = cut_offsets(header.counts).astype(np.int32)
+    if len(offsets):
+        encoder.encode(offsets, _cut_model(header))
+    symbols = np.concatenate([indices, offsets]).astype(np.int64)
+    block = _shortest_block(encoder.get_compressed().astype(">u4").tobytes(), header, symbols)
+    out += block
+    out += _crc(bytes(out), header, context)
+    return bytes(out), len(block)
 
 
-def unpack(data: bytes) -> tuple[Header, np.ndarray]:
-    """Parses and checks a stream; returns the header and the chunk indices.
+def read_header(data: bytes) -> tuple[Header, int]:
+    """Parses the header; returns it (chunk widths not yet known: `counts` has C zeros) and the
+    position of the payload.
 
     **Raises:** `ValueError` for a stream that is not bytes, too short, of another format
-    version, with a CRC mismatch (corruption or truncation) or with an inconsistent layout.
+    version or with an inconsistent header.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"decode: `data` must be bytes; got {type(data).__name__}.")
     data = bytes(data)
-    if len(data) < 2 + 4 + 4:
+    if len(data) < 2 + 5 + 4:
         raise ValueError(f"decode: `data` is truncated ({len(data)} bytes).")
     if data[0] != FORMAT_VERSION:
         raise ValueError(
             f"decode: unsupported format version {data[0]} in `data` (this build reads "
             f"{FORMAT_VERSION})."
         )
-    end = len(data) - 4
-    if zlib.crc32(data[:end]) != int.from_bytes(data[end:], "big"):
-        raise ValueError("decode: CRC32 mismatch: `data` is corrupted or truncated.")
-    flags = data[1]
-    if flags & 0b11 >= len(DTYPES) or flags >> 2 >= len(ALGORITHMS):
+    flags, end = data[1], len(data) - 4
+    if flags >> 3 or flags & 1 >= len(DTYPES) or flags >> 1 >= len(ALGORITHMS):
         raise ValueError(f"decode: `data` has unknown flags {flags:#04x}.")
-    pos = 2
-    dim, pos = _get_varint(data, pos, end)
-    num_candidates, pos = _get_varint(data, pos, end)
-    num_chunks, pos = _get_varint(data, pos, end)
-    kbar_q, pos = _get_varint(data, pos, end)
-    if dim < 1 or num_candidates < 2 or not 1 <= num_chunks <= dim:
+    pos, fields = 2, []
+    for _ in range(5):
+        value, pos = _get_varint(data, pos, end)
+        fields.append(value)
+    dim, num_candidates, num_chunks, kl_q, sd_q = fields
+    if dim < 1 or not 2 <= num_candidates <= 2**22 or not 1 <= num_chunks <= dim:
         raise ValueError("decode: `data` has an inconsistent header (d, N or chunk count).")
-    counts = []
-    for _ in range(num_chunks - 1):
-        count, pos = _get_varint(data, pos, end)
-        counts.append(count)
-    counts.append(dim - sum(counts))
-    counts = np.asarray(counts, dtype=np.int64)
-    if np.any(counts < 1):
-        raise ValueError("decode: `data` has an inconsistent chunk layout.")
-    payload = data[pos:end]
-    payload += b"\0" * (-len(payload) % 4)
-    words = np.frombuffer(payload, dtype=">u4").astype(np.uint32)
-    _, model = _zipf(num_candidates, kbar_q)
-    try:
-        indices = constriction.stream.queue.RangeDecoder(words).decode(model, num_chunks)
-    except Exception as error:  # constriction signals malformed data with its own error types
-        raise ValueError(f"decode: the payload of `data` does not decode: {error}") from None
+    scale = 0
+    if num_chunks > 1:
+        scale, pos = _get_varint(data, pos, end)
     header = Header(
-        DTYPES[flags & 0b11], ALGORITHMS[flags >> 2], dim, num_candidates, kbar_q, counts
+        DTYPES[flags & 1],
+        ALGORITHMS[flags >> 1],
+        dim,
+        num_candidates,
+        kl_q,
+        sd_q,
+        scale,
+        np.zeros(num_chunks, dtype=np.int64),
     )
-    return header, np.asarray(indices, dtype=np.int64)
+    return header, pos
+
+
+def read_payload(
+    data: bytes, header: Header, pos: int, context: bytes
+) -> tuple[Header, np.ndarray]:
+    """Checks the CRC against `context` and decodes the payload.
+
+    **Returns:** the header with its chunk widths filled in, and the C chunk indices.
+
+    **Raises:** `ValueError` on a CRC mismatch (corruption, truncation, wrong key or prior) or
+    an inconsistent chunk layout.
+    """
+    data = bytes(data)
+    end = len(data) - 4
+    if _crc(data[:end], header, context) != data[end:]:
+        raise ValueError(
+            "decode: CRC32 mismatch: `data` is corrupted or truncated, or `key`, `p_mean` or "
+            "`p_std` differ from the encoder's."
+        )
+    symbols = _decode_block(data[pos:end], header)
+    num_chunks = len(header.counts)
+    indices, offsets = symbols[:num_chunks], symbols[num_chunks:]
+    cuts = _balanced_cuts(header.dim, num_chunks) + offsets
+    counts = np.diff(np.concatenate([[0], cuts, [header.dim]]))
+    if np.any(counts < 1) or np.any(indices >= header.num_candidates):
+        raise ValueError("decode: `data` has an inconsistent chunk layout or index.")
+    return header._replace(counts=counts), indices

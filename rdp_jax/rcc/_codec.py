@@ -10,12 +10,13 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from rdp_jax.rcc._bitstream import (
     ALGORITHMS,
-    KBAR_SCALE,
     Header,
-    index_bits,
+    cut_scale_q,
     pack,
-    unpack,
+    read_header,
+    read_payload,
 )
+from rdp_jax.rcc._index_model import KL_SCALE, SD_SCALE, index_bits, log_weight_variance
 from rdp_jax.rcc._layout import chunk_counts, gaussian_kl_bits
 from rdp_jax.rcc._pfr import chosen_noise, search_chunks
 
@@ -33,16 +34,17 @@ class EncodeInfo(NamedTuple):
 
     - `sample`: the selected sample, exactly what `decode` returns (same dtype, same bits).
     - `kl_bits`: KL(q‖p) in bits, the exact Gaussian value summed over dimensions.
-    - `payload_bits`: the entropy-coded chunk indices, in bits as stored.
-    - `header_bits`: everything else (header fields, chunk layout, CRC32), in bits.
+    - `payload_bits`: the range-coded block (chunk indices, then the chunk layout), in bits as
+      stored.
+    - `header_bits`: everything else (header fields and CRC32), in bits.
     - `num_chunks`: the number of chunks C.
     - `chunk_kl_bits`: the KL of each chunk in bits, shape `(C,)`.
     - `chunk_log2_weight`: log2 w = log2 q/p of each chunk's selected candidate, shape `(C,)`;
       E[chunk_kl_bits − chunk_log2_weight] is the truncation bias ("deficit", THEORY §10),
       0 for exact PFR.
     - `indices`: the selected candidate index of each chunk, shape `(C,)`.
-    - `index_bits`: the ideal codelength Σ −log2 P(index) under the index model; `payload_bits`
-      exceeds it by the range coder's final-word overhead (< 32 bits per stream).
+    - `index_bits`: the ideal codelength Σ −log2 P(index) under the index law; `payload_bits`
+      exceeds it by the layout's codelength and the coder's termination (a few bits).
     """
 
     sample: Float[Array, " d"]
@@ -87,6 +89,12 @@ def _dtype(*args: ArrayLike, where: str):
     if dtype not in (jnp.float32, jnp.float64):
         raise ValueError(f"{where}: the arrays must be float32 or float64; got {dtype}.")
     return dtype
+
+
+def _context(key: PRNGKeyArray, p_mean: Array, p_std: Array) -> bytes:
+    """What the decoder must hold identically to the encoder; it seeds the stream's CRC."""
+    key_data = np.asarray(jax.random.key_data(key), dtype=np.uint32)
+    return key_data.tobytes() + np.asarray(p_mean).tobytes() + np.asarray(p_std).tobytes()
 
 
 def _pow2(n: int) -> int:
@@ -183,7 +191,14 @@ def encode(
     num_chunks = len(counts)
     width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
     chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
-    kbar_q = round(float(kl.sum()) / num_chunks * KBAR_SCALE)
+    kl_q = round(float(kl.sum()) / num_chunks * KL_SCALE)
+    # The index law's spread: Var_q[ln w] within a chunk plus the spread of chunk KLs (nats²).
+    variance = np.asarray(
+        log_weight_variance(*(np.asarray(x, np.float64) for x in (q_mean, q_std, p_mean, p_std)))
+    )
+    chunk_var = np.bincount(chunk_of_dim, weights=variance, minlength=num_chunks)
+    spread = float(np.mean(chunk_var) + np.var(chunk_kl * math.log(2.0)))
+    sd_q = round(SD_SCALE * math.sqrt(spread))
 
     # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
     block = min(_pow2(num_candidates), max(1, _BLOCK_ELEMENTS // width))
@@ -214,8 +229,17 @@ def encode(
     log2w = np.concatenate(logw)[:num_chunks].astype(np.float64) / math.log(2.0)
 
     sample = _regenerate(cand_root, indices, chunk_of_dim, slot_of_dim, p_mean, p_std, width)
-    header = Header(jnp.dtype(dtype).name, algorithm, dim, num_candidates, kbar_q, counts)
-    data, payload_bytes = pack(header, indices)
+    header = Header(
+        jnp.dtype(dtype).name,
+        algorithm,
+        dim,
+        num_candidates,
+        kl_q,
+        sd_q,
+        cut_scale_q(counts),
+        counts,
+    )
+    data, payload_bytes = pack(header, indices, _context(key, p_mean, p_std))
     if not return_info:
         return data
     info = EncodeInfo(
@@ -227,7 +251,7 @@ def encode(
         chunk_kl_bits=chunk_kl,
         chunk_log2_weight=log2w,
         indices=indices,
-        index_bits=index_bits(indices, num_candidates, kbar_q),
+        index_bits=index_bits(indices, num_candidates, kl_q, sd_q),
     )
     return data, info
 
@@ -243,8 +267,8 @@ def decode(
     Only the C chosen candidates are regenerated, with the same compiled function the encoder
     used, so the result has the encoder's dtype and is bit-identical to `EncodeInfo.sample`.
 
-    A wrong key cannot be detected: the CRC covers the bytes, not the key, so decoding with
-    another key returns a valid-looking but wrong sample. Keys must be shared out of band.
+    The stream's CRC is seeded with the key and the prior, so a wrong key or prior raises like a
+    corrupted stream does (a mismatch goes unnoticed with probability 2⁻³²).
 
     **Arguments:**
 
@@ -254,18 +278,24 @@ def decode(
 
     **Returns:** the sample, shape `(d,)`, in the dtype recorded in `data`.
 
-    **Raises:** `ValueError` for a truncated or corrupted stream (CRC32 mismatch, bad format
-    version, inconsistent header) and for `p_mean`/`p_std` of the wrong length or bad values.
+    **Raises:** `ValueError` for a truncated or corrupted stream, a wrong key or prior (CRC32
+    mismatch), a bad format version or inconsistent header, and for `p_mean`/`p_std` of the
+    wrong length or bad values.
     """
     where = "decode"
-    header, indices = unpack(data)
+    header, pos = read_header(data)
     key = _as_key(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
+    for name, x in (("p_mean", p_mean), ("p_std", p_std)):
+        if np.shape(x) != (header.dim,):
+            raise ValueError(
+                f"{where}: `data` records d = {header.dim} but `{name}` has shape "
+                f"{np.shape(x)}: the prior does not match, or `data` is corrupted."
+            )
     p_mean = _vector(p_mean, "p_mean", header.dtype, header.dim, where)
     p_std = _vector(p_std, "p_std", header.dtype, header.dim, where, positive=True)
-    if np.any(indices >= header.num_candidates):
-        raise ValueError(f"{where}: `data` holds an index out of range; it is corrupted.")
+    header, indices = read_payload(data, header, pos, _context(key, p_mean, p_std))
     width, chunk_of_dim, slot_of_dim = _dim_maps(header.counts)
     cand_root, _ = jax.random.split(key)
     return _regenerate(cand_root, indices, chunk_of_dim, slot_of_dim, p_mean, p_std, width)
