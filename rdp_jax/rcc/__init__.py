@@ -4,9 +4,12 @@ See THEORY §10. `encode` sends one sample of q = N(μ_q, diag σ_q²) as bytes;
 bit-exactly from the bytes, the shared key and p = N(μ_p, diag σ_p²) alone.
 """
 
-from rdp_jax.rcc._bitstream import ALGORITHMS as ALGORITHMS, FORMAT_VERSION as FORMAT_VERSION
-from rdp_jax.rcc._codec import (
+from rdp_jax.rcc._bitstream import (
+    ALGORITHMS as ALGORITHMS,
+    FORMAT_VERSION as FORMAT_VERSION,
     MAX_CANDIDATES as MAX_CANDIDATES,
+)
+from rdp_jax.rcc._codec import (
     EncodeInfo as EncodeInfo,
     decode as decode,
     encode as encode,

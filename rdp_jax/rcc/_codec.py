@@ -10,23 +10,14 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from rdp_jax.rcc._bitstream import (
     ALGORITHMS,
+    MAX_CANDIDATES,
     Header,
-    cut_scale_q,
+    check_crc,
     pack,
-    read_header,
-    read_payload,
+    unpack,
 )
-from rdp_jax.rcc._index_model import KL_SCALE, SD_SCALE, index_bits, log_weight_variance
-from rdp_jax.rcc._layout import chunk_counts, gaussian_kl_bits
-from rdp_jax.rcc._pfr import chosen_noise, search_chunks
-
-# Largest candidate count: constriction's categorical models quantise to 24-bit probabilities,
-# and every index must keep a nonzero one.
-MAX_CANDIDATES = 2**22
-# Elements (candidates × padded width) per chunk per scan step, and per compiled call over a
-# group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
-_BLOCK_ELEMENTS = 2**16
-_STEP_ELEMENTS = 2**18
+from rdp_jax.rcc._index_model import index_bits
+from rdp_jax.rcc._message import regenerate, simulate
 
 
 class EncodeInfo(NamedTuple):
@@ -97,33 +88,6 @@ def _context(key: PRNGKeyArray, p_mean: Array, p_std: Array) -> bytes:
     return key_data.tobytes() + np.asarray(p_mean).tobytes() + np.asarray(p_std).tobytes()
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
-
-
-def _dim_maps(counts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """(padded width, chunk of each dimension, slot of each dimension within its chunk)."""
-    chunk_of_dim = np.repeat(np.arange(len(counts)), counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot_of_dim = np.arange(int(counts.sum())) - starts[chunk_of_dim]
-    # Power-of-two width (at least 4): the candidate noise depends on it, and bucketing caps
-    # recompilation at a small cost for chunks of one or two dimensions.
-    return max(4, _pow2(int(counts.max()))), chunk_of_dim, slot_of_dim
-
-
-def _regenerate(cand_root, indices, chunk_of_dim, slot_of_dim, p_mean, p_std, width) -> Array:
-    """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, identically in encoder and decoder.
-
-    The noise is computed on C padded to a power of two (at least 8) so compilations repeat;
-    the affine map runs in NumPy (see `chosen_noise`).
-    """
-    rows = max(8, _pow2(len(indices)))
-    padded = jnp.asarray(np.pad(indices, (0, rows - len(indices))), dtype=jnp.uint32)
-    eps = np.asarray(chosen_noise(cand_root, padded, width=width, dtype=p_mean.dtype))
-    mean, std = np.asarray(p_mean), np.asarray(p_std)
-    return jnp.asarray(mean + std * eps[chunk_of_dim, slot_of_dim])
-
-
 def encode(
     key: PRNGKeyArray,
     q_mean: Float[ArrayLike, " d"],
@@ -184,74 +148,26 @@ def encode(
     p_mean = _vector(p_mean, "p_mean", dtype, dim, where)
     p_std = _vector(p_std, "p_std", dtype, dim, where, positive=True)
 
-    kl = gaussian_kl_bits(
-        *(np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std))
+    message = simulate(
+        jax.random.fold_in(key, 0), q_mean, q_std, p_mean, p_std, chunk_bits, num_candidates
     )
-    counts = chunk_counts(kl, float(chunk_bits))
-    num_chunks = len(counts)
-    width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
-    chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
-    kl_q = round(float(kl.sum()) / num_chunks * KL_SCALE)
-    # The index law's spread: Var_q[ln w] within a chunk plus the spread of chunk KLs (nats²).
-    variance = np.asarray(
-        log_weight_variance(*(np.asarray(x, np.float64) for x in (q_mean, q_std, p_mean, p_std)))
-    )
-    chunk_var = np.bincount(chunk_of_dim, weights=variance, minlength=num_chunks)
-    spread = float(np.mean(chunk_var) + np.var(chunk_kl * math.log(2.0)))
-    sd_q = round(SD_SCALE * math.sqrt(spread))
-
-    # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
-    block = min(_pow2(num_candidates), max(1, _BLOCK_ELEMENTS // width))
-    # The group size depends on C only through a power-of-two bucket with a floor of 8, so few
-    # compilations serve many messages; padding chunks cost less than one group's candidates.
-    group = min(max(8, _pow2(num_chunks)), max(1, _STEP_ELEMENTS // (block * width)))
-    rows = -(-num_chunks // group) * group
-    a = np.zeros((rows, width), dtype=dtype)
-    b = np.ones((rows, width), dtype=dtype)
-    a[chunk_of_dim, slot_of_dim] = np.asarray((p_mean - q_mean) / q_std)
-    b[chunk_of_dim, slot_of_dim] = np.asarray(p_std / q_std)
-    cand_root, time_root = jax.random.split(key)
-    indices, logw = [], []
-    for start in range(0, rows, group):
-        chunks = jnp.arange(start, start + group, dtype=jnp.uint32)
-        found = search_chunks(
-            cand_root,
-            time_root,
-            chunks,
-            jnp.asarray(a[start : start + group]),
-            jnp.asarray(b[start : start + group]),
-            num_candidates=num_candidates,
-            block=block,
-        )
-        indices.append(np.asarray(found[0]))
-        logw.append(np.asarray(found[1]))
-    indices = np.concatenate(indices)[:num_chunks].astype(np.int64)
-    log2w = np.concatenate(logw)[:num_chunks].astype(np.float64) / math.log(2.0)
-
-    sample = _regenerate(cand_root, indices, chunk_of_dim, slot_of_dim, p_mean, p_std, width)
     header = Header(
-        jnp.dtype(dtype).name,
-        algorithm,
-        dim,
-        num_candidates,
-        kl_q,
-        sd_q,
-        cut_scale_q(counts),
-        counts,
+        jnp.dtype(dtype).name, algorithm, False, dim, num_candidates, (message.segment,)
     )
-    data, payload_bytes = pack(header, indices, _context(key, p_mean, p_std))
+    data, payload_bytes = pack(header, [message.indices], _context(key, p_mean, p_std))
     if not return_info:
         return data
+    segment = message.segment
     info = EncodeInfo(
-        sample=sample,
-        kl_bits=float(kl.sum()),
+        sample=message.sample,
+        kl_bits=float(message.kl_bits.sum()),
         payload_bits=8 * payload_bytes,
         header_bits=8 * (len(data) - payload_bytes),
-        num_chunks=num_chunks,
-        chunk_kl_bits=chunk_kl,
-        chunk_log2_weight=log2w,
-        indices=indices,
-        index_bits=index_bits(indices, num_candidates, kl_q, sd_q),
+        num_chunks=len(segment.counts),
+        chunk_kl_bits=message.chunk_kl_bits,
+        chunk_log2_weight=message.chunk_log2_weight,
+        indices=message.indices,
+        index_bits=index_bits(message.indices, num_candidates, segment.kl_q, segment.sd_q),
     )
     return data, info
 
@@ -283,7 +199,9 @@ def decode(
     wrong length or bad values.
     """
     where = "decode"
-    header, pos = read_header(data)
+    header, indices = unpack(data)
+    if header.progressive:
+        raise ValueError(f"{where}: `data` is a progressive stream; use `progressive_decode`.")
     key = _as_key(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
@@ -295,7 +213,7 @@ def decode(
             )
     p_mean = _vector(p_mean, "p_mean", header.dtype, header.dim, where)
     p_std = _vector(p_std, "p_std", header.dtype, header.dim, where, positive=True)
-    header, indices = read_payload(data, header, pos, _context(key, p_mean, p_std))
-    width, chunk_of_dim, slot_of_dim = _dim_maps(header.counts)
-    cand_root, _ = jax.random.split(key)
-    return _regenerate(cand_root, indices, chunk_of_dim, slot_of_dim, p_mean, p_std, width)
+    check_crc(data, header, _context(key, p_mean, p_std))
+    return regenerate(
+        jax.random.fold_in(key, 0), header.segments[0].counts, indices[0], p_mean, p_std
+    )

@@ -75,7 +75,7 @@ def _log_time_cdf(u: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def index_law(num_candidates: int, kl_q: int, sd_q: int) -> tuple[np.ndarray, object, int]:
     """The index law on [0, N), its constriction model and a CRC32 digest of the table.
 

@@ -1,0 +1,116 @@
+"""One channel-simulated message (a stream segment): chunk layout, PFR search, regeneration."""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from rdp_jax.rcc._bitstream import Segment, cut_scale_q
+from rdp_jax.rcc._index_model import KL_SCALE, SD_SCALE, log_weight_variance
+from rdp_jax.rcc._layout import chunk_counts, gaussian_kl_bits
+from rdp_jax.rcc._pfr import chosen_noise, search_chunks
+
+# Elements (candidates × padded width) per chunk per scan step, and per compiled call over a
+# group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
+_BLOCK_ELEMENTS = 2**16
+_STEP_ELEMENTS = 2**18
+
+
+class Message(NamedTuple):
+    """A simulated message: its segment, indices, sample and per-chunk accounting."""
+
+    segment: Segment
+    indices: np.ndarray
+    sample: Float[Array, " d"]
+    kl_bits: np.ndarray  # per dimension
+    chunk_kl_bits: np.ndarray
+    chunk_log2_weight: np.ndarray
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def _dim_maps(counts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(padded width, chunk of each dimension, slot of each dimension within its chunk)."""
+    chunk_of_dim = np.repeat(np.arange(len(counts)), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot_of_dim = np.arange(int(counts.sum())) - starts[chunk_of_dim]
+    # Power-of-two width (at least 4): the candidate noise depends on it, and bucketing caps
+    # recompilation at a small cost for chunks of one or two dimensions.
+    return max(4, _pow2(int(counts.max()))), chunk_of_dim, slot_of_dim
+
+
+def regenerate(
+    key: PRNGKeyArray, counts: np.ndarray, indices: np.ndarray, p_mean: Array, p_std: Array
+) -> Float[Array, " d"]:
+    """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, identically in encoder and decoder.
+
+    Only the C chosen candidates are generated, on C padded to a power of two (at least 8) so
+    compilations repeat; the affine map runs in NumPy (see `chosen_noise`).
+    """
+    width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
+    cand_root, _ = jax.random.split(key)
+    rows = max(8, _pow2(len(indices)))
+    padded = jnp.asarray(np.pad(indices, (0, rows - len(indices))), dtype=jnp.uint32)
+    eps = np.asarray(chosen_noise(cand_root, padded, width=width, dtype=p_mean.dtype))
+    mean, std = np.asarray(p_mean), np.asarray(p_std)
+    return jnp.asarray(mean + std * eps[chunk_of_dim, slot_of_dim])
+
+
+def simulate(
+    key: PRNGKeyArray,
+    q_mean: Array,
+    q_std: Array,
+    p_mean: Array,
+    p_std: Array,
+    chunk_bits: float,
+    num_candidates: int,
+) -> Message:
+    """Chunks the KL, runs truncated PFR on every chunk and regenerates the chosen sample.
+
+    Inputs are validated 1-D arrays of one dtype; see `encode` for the maths.
+    """
+    as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
+    kl = gaussian_kl_bits(*as64)
+    counts = chunk_counts(kl, chunk_bits)
+    num_chunks = len(counts)
+    width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
+    chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
+    kl_q = round(float(kl.sum()) / num_chunks * KL_SCALE)
+    # The index law's spread: Var_q[ln w] within a chunk plus the spread of chunk KLs (nats²).
+    chunk_var = np.bincount(chunk_of_dim, weights=log_weight_variance(*as64), minlength=num_chunks)
+    spread = float(np.mean(chunk_var) + np.var(chunk_kl * math.log(2.0)))
+    segment = Segment(kl_q, round(SD_SCALE * math.sqrt(spread)), cut_scale_q(counts), counts)
+
+    dtype = p_mean.dtype
+    # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
+    block = min(_pow2(num_candidates), max(1, _BLOCK_ELEMENTS // width))
+    # The group size depends on C only through a power-of-two bucket with a floor of 8, so few
+    # compilations serve many messages; padding chunks cost less than one group's candidates.
+    group = min(max(8, _pow2(num_chunks)), max(1, _STEP_ELEMENTS // (block * width)))
+    rows = -(-num_chunks // group) * group
+    a = np.zeros((rows, width), dtype=dtype)
+    b = np.ones((rows, width), dtype=dtype)
+    a[chunk_of_dim, slot_of_dim] = np.asarray((p_mean - q_mean) / q_std)
+    b[chunk_of_dim, slot_of_dim] = np.asarray(p_std / q_std)
+    cand_root, time_root = jax.random.split(key)
+    found = [
+        search_chunks(
+            cand_root,
+            time_root,
+            jnp.arange(start, start + group, dtype=jnp.uint32),
+            jnp.asarray(a[start : start + group]),
+            jnp.asarray(b[start : start + group]),
+            num_candidates=num_candidates,
+            block=block,
+        )
+        for start in range(0, rows, group)
+    ]
+    indices = np.concatenate([np.asarray(f[0]) for f in found])[:num_chunks].astype(np.int64)
+    logw = np.concatenate([np.asarray(f[1]) for f in found])[:num_chunks].astype(np.float64)
+    sample = regenerate(key, counts, indices, p_mean, p_std)
+    return Message(segment, indices, sample, kl, chunk_kl, logw / math.log(2.0))
