@@ -15,3 +15,9 @@ from rdp_jax.rcc._codec import (
     encode as encode,
 )
 from rdp_jax.rcc._layout import chunk_counts as chunk_counts, gaussian_kl_bits as gaussian_kl_bits
+from rdp_jax.rcc._progressive import (
+    ProgressiveInfo as ProgressiveInfo,
+    progressive_decode as progressive_decode,
+    progressive_encode as progressive_encode,
+    progressive_expected_kl_bits as progressive_expected_kl_bits,
+)

@@ -29,6 +29,7 @@ class EncodeInfo(NamedTuple):
       stored.
     - `header_bits`: everything else (header fields and CRC32), in bits.
     - `num_chunks`: the number of chunks C.
+    - `chunk_dims`: the number of dimensions in each chunk (contiguous, in order), shape `(C,)`.
     - `chunk_kl_bits`: the KL of each chunk in bits, shape `(C,)`.
     - `chunk_log2_weight`: log2 w = log2 q/p of each chunk's selected candidate, shape `(C,)`;
       E[chunk_kl_bits − chunk_log2_weight] is the truncation bias ("deficit", THEORY §10),
@@ -43,6 +44,7 @@ class EncodeInfo(NamedTuple):
     payload_bits: int
     header_bits: int
     num_chunks: int
+    chunk_dims: np.ndarray
     chunk_kl_bits: np.ndarray
     chunk_log2_weight: np.ndarray
     indices: np.ndarray
@@ -164,6 +166,7 @@ def encode(
         payload_bits=8 * payload_bytes,
         header_bits=8 * (len(data) - payload_bytes),
         num_chunks=len(segment.counts),
+        chunk_dims=segment.counts,
         chunk_kl_bits=message.chunk_kl_bits,
         chunk_log2_weight=message.chunk_log2_weight,
         indices=message.indices,

@@ -89,9 +89,8 @@ def index_law(num_candidates: int, kl_q: int, sd_q: int) -> tuple[np.ndarray, ob
     """
     mean = kl_q / KL_SCALE * math.log(2.0)
     sd = sd_q / SD_SCALE
-    lo = min(-12.0, mean - 9.0 * sd - 12.0)
-    hi = max(math.log(num_candidates) + 1.0, mean + 9.0 * sd + 4.0)
-    u = np.arange(lo, hi + _GRID, _GRID)
+    # F is only needed at ln j for 1 ≤ j ≤ N (j = 0 has F = 0).
+    u = np.arange(0.0, math.log(num_candidates) + 2 * _GRID, _GRID)
     cdf = _log_time_cdf(u, mean, sd)
     j = np.arange(num_candidates + 1, dtype=np.float64)
     with np.errstate(divide="ignore"):

@@ -17,6 +17,7 @@ from rdp_jax.rcc._pfr import chosen_noise, search_chunks
 # group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
 _BLOCK_ELEMENTS = 2**16
 _STEP_ELEMENTS = 2**18
+_ROWS = 64
 
 
 class Message(NamedTuple):
@@ -49,14 +50,26 @@ def regenerate(
 ) -> Float[Array, " d"]:
     """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, identically in encoder and decoder.
 
-    Only the C chosen candidates are generated, on C padded to a power of two (at least 8) so
-    compilations repeat; the affine map runs in NumPy (see `chosen_noise`).
+    Only the C chosen candidates are generated, `_ROWS` chunks per call so that one compilation
+    per width serves every C; the affine map runs in NumPy (see `chosen_noise`).
     """
     width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
     cand_root, _ = jax.random.split(key)
-    rows = max(8, _pow2(len(indices)))
-    padded = jnp.asarray(np.pad(indices, (0, rows - len(indices))), dtype=jnp.uint32)
-    eps = np.asarray(chosen_noise(cand_root, padded, width=width, dtype=p_mean.dtype))
+    padded = np.pad(indices, (0, -len(indices) % _ROWS)).astype(np.uint32)
+    eps = np.concatenate(
+        [
+            np.asarray(
+                chosen_noise(
+                    cand_root,
+                    jnp.uint32(start),
+                    jnp.asarray(padded[start : start + _ROWS]),
+                    width=width,
+                    dtype=p_mean.dtype,
+                )
+            )
+            for start in range(0, len(padded), _ROWS)
+        ]
+    )
     mean, std = np.asarray(p_mean), np.asarray(p_std)
     return jnp.asarray(mean + std * eps[chunk_of_dim, slot_of_dim])
 
@@ -89,14 +102,16 @@ def simulate(
     dtype = p_mean.dtype
     # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
     block = min(_pow2(num_candidates), max(1, _BLOCK_ELEMENTS // width))
-    # The group size depends on C only through a power-of-two bucket with a floor of 8, so few
-    # compilations serve many messages; padding chunks cost less than one group's candidates.
-    group = min(max(8, _pow2(num_chunks)), max(1, _STEP_ELEMENTS // (block * width)))
+    # The group size does not depend on C, so one compilation per (N, width) serves every
+    # message; the padding chunks of the last group cost at most one call's candidates.
+    group = max(1, _STEP_ELEMENTS // (block * width))
     rows = -(-num_chunks // group) * group
     a = np.zeros((rows, width), dtype=dtype)
     b = np.ones((rows, width), dtype=dtype)
-    a[chunk_of_dim, slot_of_dim] = np.asarray((p_mean - q_mean) / q_std)
-    b[chunk_of_dim, slot_of_dim] = np.asarray(p_std / q_std)
+    # Host-side NumPy: eager jnp arithmetic would compile a kernel for every new d.
+    qm, qs, pm, ps = (np.asarray(x) for x in (q_mean, q_std, p_mean, p_std))
+    a[chunk_of_dim, slot_of_dim] = (pm - qm) / qs
+    b[chunk_of_dim, slot_of_dim] = ps / qs
     cand_root, time_root = jax.random.split(key)
     found = [
         search_chunks(

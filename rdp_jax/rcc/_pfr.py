@@ -93,13 +93,13 @@ def search_chunks(
 
 @functools.partial(jax.jit, static_argnames=("width", "dtype"))
 def chosen_noise(
-    cand_root: PRNGKeyArray, indices: Int[Array, " c"], *, width: int, dtype
+    cand_root: PRNGKeyArray, first: Int[Array, ""], indices: Int[Array, " c"], *, width: int, dtype
 ) -> Float[Array, "c width"]:
-    """The standard normal ε of each chunk's chosen candidate (chunk c is row c).
+    """The standard normal ε of the chosen candidates of chunks `first`, `first` + 1, ….
 
     Only these C candidates are regenerated. The affine map z = μ_p + σ_p ε is applied by the
     caller in NumPy, whose separate IEEE multiply and add round the same way on every platform
     (an XLA fusion could contract them into an FMA on one build and not on another).
     """
-    chunks = jnp.arange(indices.shape[0], dtype=jnp.uint32)
+    chunks = first + jnp.arange(indices.shape[0], dtype=jnp.uint32)
     return jax.vmap(lambda c, j: candidate_noise(cand_root, c, j, width, dtype))(chunks, indices)

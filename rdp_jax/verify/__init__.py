@@ -7,7 +7,11 @@ Adding a claim is a decorated function returning a `Measurement`::
         return Measurement(measured=..., expected=..., tolerance=...)
 """
 
-from rdp_jax.verify import _decoder_claims, _theory_claims  # noqa: F401 - registration
+from rdp_jax.verify import (  # noqa: F401 - registration
+    _decoder_claims,
+    _rcc_claims,
+    _theory_claims,
+)
 from rdp_jax.verify._registry import (
     Claim as Claim,
     ClaimResult as ClaimResult,
