@@ -1,6 +1,5 @@
 """`encode` / `decode`: chunked PFR channel simulation of diagonal Gaussians, as bytes."""
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -10,7 +9,6 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from rdp_jax.rcc._bitstream import (
     ALGORITHMS,
-    MAX_CANDIDATES,
     Header,
     check_crc,
     pack,
@@ -18,6 +16,7 @@ from rdp_jax.rcc._bitstream import (
 )
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._message import regenerate, simulate
+from rdp_jax.rcc._validate import as_key, coding_args, common_dtype, key_bytes, vector
 
 
 class EncodeInfo(NamedTuple):
@@ -51,43 +50,9 @@ class EncodeInfo(NamedTuple):
     index_bits: float
 
 
-def _as_key(key, where: str) -> PRNGKeyArray:
-    """Accepts a typed key (`jax.random.key`) or raw key data (`jax.random.PRNGKey`)."""
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
-        return key
-    if key.dtype != jnp.uint32 or key.ndim != 1:
-        raise ValueError(f"{where}: `key` must be a jax.random key; got {key.dtype}{key.shape}.")
-    try:
-        return jax.random.wrap_key_data(key)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: `key` has the wrong shape {key.shape} for a key.") from None
-
-
-def _vector(x: ArrayLike, name: str, dtype, dim: int | None, where: str, positive=False) -> Array:
-    x = jnp.asarray(x, dtype=dtype)
-    if x.ndim != 1 or x.shape[0] < 1 or (dim is not None and x.shape[0] != dim):
-        want = "a non-empty 1-D array" if dim is None else f"shape ({dim},)"
-        raise ValueError(f"{where}: `{name}` must be {want}; got shape {x.shape}.")
-    values = np.asarray(x)
-    if not np.all(np.isfinite(values)) or (positive and not np.all(values > 0)):
-        raise ValueError(f"{where}: `{name}` must be finite" + (" and > 0." if positive else "."))
-    return x
-
-
-def _dtype(*args: ArrayLike, where: str):
-    dtype = jnp.result_type(float, *(jnp.asarray(a) for a in args))
-    if dtype not in (jnp.float32, jnp.float64):
-        raise ValueError(f"{where}: the arrays must be float32 or float64; got {dtype}.")
-    return dtype
-
-
 def _context(key: PRNGKeyArray, p_mean: Array, p_std: Array) -> bytes:
     """What the decoder must hold identically to the encoder; it seeds the stream's CRC."""
-    key_data = np.asarray(jax.random.key_data(key), dtype=np.uint32)
-    return key_data.tobytes() + np.asarray(p_mean).tobytes() + np.asarray(p_std).tobytes()
+    return key_bytes(key) + np.asarray(p_mean).tobytes() + np.asarray(p_std).tobytes()
 
 
 def encode(
@@ -136,21 +101,14 @@ def encode(
     where = "encode"
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{where}: unknown `algorithm` {algorithm!r}; choose one of {ALGORITHMS}.")
-    if not (isinstance(chunk_bits, int | float) and math.isfinite(chunk_bits) and chunk_bits > 0):
-        raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}.")
-    if not (isinstance(num_candidates, int | np.integer) and 2 <= num_candidates <= MAX_CANDIDATES):
-        raise ValueError(
-            f"{where}: `num_candidates` must be an integer in [2, {MAX_CANDIDATES}]; "
-            f"got {num_candidates!r}."
-        )
-    num_candidates = int(num_candidates)
-    key = _as_key(key, where)
-    dtype = _dtype(q_mean, q_std, p_mean, p_std, where=where)
-    q_mean = _vector(q_mean, "q_mean", dtype, None, where)
+    chunk_bits, num_candidates = coding_args(chunk_bits, num_candidates, where)
+    key = as_key(key, where)
+    dtype = common_dtype(q_mean, q_std, p_mean, p_std, where=where)
+    q_mean = vector(q_mean, "q_mean", dtype, None, where)
     dim = q_mean.shape[0]
-    q_std = _vector(q_std, "q_std", dtype, dim, where, positive=True)
-    p_mean = _vector(p_mean, "p_mean", dtype, dim, where)
-    p_std = _vector(p_std, "p_std", dtype, dim, where, positive=True)
+    q_std = vector(q_std, "q_std", dtype, dim, where, positive=True)
+    p_mean = vector(p_mean, "p_mean", dtype, dim, where)
+    p_std = vector(p_std, "p_std", dtype, dim, where, positive=True)
 
     message = simulate(
         jax.random.fold_in(key, 0), q_mean, q_std, p_mean, p_std, chunk_bits, num_candidates
@@ -207,7 +165,7 @@ def decode(
     header, indices = unpack(data)
     if header.progressive:
         raise ValueError(f"{where}: `data` is a progressive stream; use `progressive_decode`.")
-    key = _as_key(key, where)
+    key = as_key(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
     for name, x in (("p_mean", p_mean), ("p_std", p_std)):
@@ -216,8 +174,8 @@ def decode(
                 f"{where}: `data` records d = {header.dim} but `{name}` has shape "
                 f"{np.shape(x)}: the prior does not match, or `data` is corrupted."
             )
-    p_mean = _vector(p_mean, "p_mean", header.dtype, header.dim, where)
-    p_std = _vector(p_std, "p_std", header.dtype, header.dim, where, positive=True)
+    p_mean = vector(p_mean, "p_mean", header.dtype, header.dim, where)
+    p_std = vector(p_std, "p_std", header.dtype, header.dim, where, positive=True)
     check_crc(data, header, _context(key, p_mean, p_std))
     return regenerate(
         jax.random.fold_in(key, 0), header.segments[0].counts, indices[0], p_mean, p_std

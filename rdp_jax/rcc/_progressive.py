@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from rdp_jax.rcc._bitstream import ALGORITHMS, MAX_CANDIDATES, Header, check_crc, pack, unpack
-from rdp_jax.rcc._codec import _as_key, _dtype, _vector
+from rdp_jax.rcc._bitstream import ALGORITHMS, Header, check_crc, pack, unpack
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._message import regenerate, simulate
+from rdp_jax.rcc._validate import as_key, coding_args, common_dtype, key_bytes, vector
 from rdp_jax.scores import ScoreSource
 
 
@@ -69,8 +69,8 @@ def _prior(prior_mean, prior_std, sigma_1, dim, dtype, where):
     mean = np.zeros(dim) if prior_mean is None else prior_mean
     std = np.full(dim, math.sqrt(1.0 + float(sigma_1) ** 2)) if prior_std is None else prior_std
     return (
-        _vector(mean, "prior_mean", dtype, dim, where),
-        _vector(std, "prior_std", dtype, dim, where, positive=True),
+        vector(mean, "prior_mean", dtype, dim, where),
+        vector(std, "prior_std", dtype, dim, where, positive=True),
     )
 
 
@@ -86,9 +86,8 @@ def _reverse_step(model, x_n, sigma_n, sigma_next) -> tuple[Array, Array]:
 
 
 def _context(key, prior_mean, prior_std, grid, sample) -> bytes:
-    key_data = np.asarray(jax.random.key_data(key), dtype=np.uint32).tobytes()
     arrays = (prior_mean, prior_std, grid, sample)
-    return key_data + b"".join(np.asarray(a).tobytes() for a in arrays)
+    return key_bytes(key) + b"".join(np.asarray(a).tobytes() for a in arrays)
 
 
 def progressive_encode(
@@ -121,13 +120,10 @@ def progressive_encode(
     **Raises:** `ValueError` naming the argument for bad shapes or values.
     """
     where = "progressive_encode"
-    if not (isinstance(chunk_bits, int | float) and math.isfinite(chunk_bits) and chunk_bits > 0):
-        raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}.")
-    if not (isinstance(num_candidates, int | np.integer) and 2 <= num_candidates <= MAX_CANDIDATES):
-        raise ValueError(f"{where}: `num_candidates` must be an integer in [2, {MAX_CANDIDATES}].")
-    key = _as_key(key, where)
-    dtype = _dtype(x, where=where)
-    x = _vector(x, "x", dtype, None, where)
+    chunk_bits, num_candidates = coding_args(chunk_bits, num_candidates, where)
+    key = as_key(key, where)
+    dtype = common_dtype(x, where=where)
+    x = vector(x, "x", dtype, None, where)
     grid = _grid(sigmas, dtype, where)
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], x.shape[0], dtype, where)
     first = (p_mean, p_std)
@@ -147,8 +143,8 @@ def progressive_encode(
             q_std,
             p_mean,
             p_std,
-            float(chunk_bits),
-            int(num_candidates),
+            chunk_bits,
+            num_candidates,
         )
         messages.append(message)
         x_n = message.sample
@@ -204,7 +200,7 @@ def progressive_decode(
     header, indices = unpack(data)
     if not header.progressive:
         raise ValueError(f"{where}: `data` is a one-shot stream; use `rdp_jax.rcc.decode`.")
-    key = _as_key(key, where)
+    key = as_key(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
     grid = _grid(sigmas, header.dtype, where)

@@ -1,0 +1,60 @@
+"""Argument checks shared by `encode`, `decode` and the progressive coder (eager, host side)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
+
+from rdp_jax.rcc._bitstream import MAX_CANDIDATES
+
+
+def as_key(key, where: str) -> PRNGKeyArray:
+    """Accepts a typed key (`jax.random.key`) or raw key data (`jax.random.PRNGKey`)."""
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
+        return key
+    if key.dtype != jnp.uint32 or key.ndim != 1:
+        raise ValueError(f"{where}: `key` must be a jax.random key; got {key.dtype}{key.shape}.")
+    try:
+        return jax.random.wrap_key_data(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: `key` has the wrong shape {key.shape} for a key.") from None
+
+
+def vector(x: ArrayLike, name: str, dtype, dim: int | None, where: str, positive=False) -> Array:
+    x = jnp.asarray(x, dtype=dtype)
+    if x.ndim != 1 or x.shape[0] < 1 or (dim is not None and x.shape[0] != dim):
+        want = "a non-empty 1-D array" if dim is None else f"shape ({dim},)"
+        raise ValueError(f"{where}: `{name}` must be {want}; got shape {x.shape}.")
+    values = np.asarray(x)
+    if not np.all(np.isfinite(values)) or (positive and not np.all(values > 0)):
+        raise ValueError(f"{where}: `{name}` must be finite" + (" and > 0." if positive else "."))
+    return x
+
+
+def common_dtype(*args: ArrayLike, where: str):
+    dtype = jnp.result_type(float, *(jnp.asarray(a) for a in args))
+    if dtype not in (jnp.float32, jnp.float64):
+        raise ValueError(f"{where}: the arrays must be float32 or float64; got {dtype}.")
+    return dtype
+
+
+def coding_args(chunk_bits, num_candidates, where: str) -> tuple[float, int]:
+    """Checks the chunk KL target k > 0 and the candidate count N in [2, MAX_CANDIDATES]."""
+    if not (isinstance(chunk_bits, int | float) and math.isfinite(chunk_bits) and chunk_bits > 0):
+        raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}.")
+    if not (isinstance(num_candidates, int | np.integer) and 2 <= num_candidates <= MAX_CANDIDATES):
+        raise ValueError(
+            f"{where}: `num_candidates` must be an integer in [2, {MAX_CANDIDATES}]; "
+            f"got {num_candidates!r}."
+        )
+    return float(chunk_bits), int(num_candidates)
+
+
+def key_bytes(key: PRNGKeyArray) -> bytes:
+    """The key's raw data, for seeding a stream's CRC."""
+    return np.asarray(jax.random.key_data(key), dtype=np.uint32).tobytes()
