@@ -1,15 +1,23 @@
-"""RCC benchmark: the rate / bias / speed frontier of chunked PFR, and speed against NumPy.
+"""RCC benchmark: the rate / bias / speed frontier of chunked PFR and ORC, and speed against NumPy.
 
-Run: `python benchmarks/rcc.py [--chunks 2000] [--quick]`. For each (chunk KL k, candidates
-2^(k+e)) it codes one message of `--chunks` chunks at 1 bit/dim (q = N(Δ, I), p = N(0, I)):
-the chunks are independent messages, which gives per-chunk statistics in one call.
+Run: `python benchmarks/rcc.py [--chunks 10000] [--quick]`. For each (algorithm, chunk KL k,
+candidates 2^(k+e)) it codes one message of `--chunks` chunks at 1 bit/dim (q = N(Δ, I),
+p = N(0, I)): the chunks are independent messages, which gives per-chunk statistics in one call.
 
 Columns: payload bits per chunk minus KL (as stored, trimmed coder), the same under the plain
-Zipf law of THEORY §10 (ideal codelength: "without the index law"), the mean log2 w deficit per
-chunk (± se), the KS p-value of the chunk projections on Δ, and candidates/s. Then encode/decode
-wall time for 64- and 784-dim messages, and the candidate rate of a plain NumPy PFR loop (one
-chunk at a time, vectorised over candidates) as the baseline, with the ratio.
+Zipf law of THEORY §10 (ideal codelength: "without the index law"), payload / KL, the mean
+log2 w deficit per chunk (± se), the KS p-value of the chunk projections on Δ (n = chunks), and
+candidates/s. Then encode/decode wall time, payload / KL and whole stream / KL for 64-, 784- and
+2048-dim messages, and the candidate rate of a plain NumPy PFR loop (one chunk at a time,
+vectorised over candidates) against ours, per dtype.
+
+The script exposes every CPU core as a JAX device (JAX_NUM_CPU_DEVICES, unless already set);
+`encode` deals chunk groups over the devices. The NumPy loop runs on one core.
 """
+
+import os
+
+os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count()))
 
 import argparse
 import math
@@ -25,10 +33,10 @@ from rdp_jax import rcc  # noqa: E402
 from rdp_jax.rcc._index_model import zipf_exponent  # noqa: E402
 
 
-def _message(d, seed=0):
+def _message(d, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
     delta = rng.choice([-1.0, 1.0], d) * math.sqrt(2 * math.log(2))
-    return delta, np.ones(d), np.zeros(d), np.ones(d)
+    return tuple(x.astype(dtype) for x in (delta, np.ones(d), np.zeros(d), np.ones(d)))
 
 
 def _zipf_bits(indices, n, kbar):
@@ -38,15 +46,14 @@ def _zipf_bits(indices, n, kbar):
     return float(np.sum(log_norm - log_p[indices]) / math.log(2))
 
 
-def frontier_row(k, e, chunks):
+def frontier_row(k, e, chunks, algorithm="pfr", dtype=np.float64):
     n = 2 ** (k + e)
-    q_mean, q_std, p_mean, p_std = _message(k * chunks)
+    q_mean, q_std, p_mean, p_std = _message(k * chunks, dtype=dtype)
     key = jax.random.key(k * 100 + e)
-    rcc.encode(key, *_message(k * 8), chunk_bits=k, num_candidates=n)  # compile
+    options = dict(algorithm=algorithm, chunk_bits=k, num_candidates=n)
+    rcc.encode(key, *_message(k * 8, dtype=dtype), **options)  # compile
     start = time.perf_counter()
-    _, info = rcc.encode(
-        key, q_mean, q_std, p_mean, p_std, chunk_bits=k, num_candidates=n, return_info=True
-    )
+    _, info = rcc.encode(key, q_mean, q_std, p_mean, p_std, return_info=True, **options)
     seconds = time.perf_counter() - start
     c = info.num_chunks
     chunk = np.repeat(np.arange(c), info.chunk_dims)
@@ -56,10 +63,12 @@ def frontier_row(k, e, chunks):
     deficit = info.chunk_kl_bits - info.chunk_log2_weight
     kbar = info.kl_bits / c
     return {
+        "alg": algorithm,
         "k": k,
         "N": f"2^{k + e}",
         "C": c,
         "bits-KL": info.payload_bits / c - kbar,
+        "payload/KL": info.payload_bits / info.kl_bits,
         "zipf-KL": _zipf_bits(info.indices, n, kbar) / c - kbar,
         "deficit": deficit.mean(),
         "se": deficit.std() / math.sqrt(c),
@@ -68,60 +77,84 @@ def frontier_row(k, e, chunks):
     }
 
 
-def numpy_pfr_rate(k, n, chunks=4):
+def numpy_pfr_rate(k, n, dtype, chunks=8):
     """Plain NumPy PFR: per chunk, N candidates at once (PCG64 normals), argmin of log T − log w."""
     rng = np.random.default_rng(0)
-    delta = np.full(k, math.sqrt(2 * math.log(2)))
+    delta = np.full(k, math.sqrt(2 * math.log(2)), dtype=dtype)
     start = time.perf_counter()
     for _ in range(chunks):
-        z = rng.standard_normal((n, k))
+        z = rng.standard_normal((n, k), dtype=dtype)
         log_w = z @ delta - 0.5 * delta @ delta
-        log_t = np.log(np.cumsum(rng.exponential(size=n)))
+        log_t = np.log(np.cumsum(rng.exponential(size=n).astype(dtype)))
         int(np.argmin(log_t - log_w))
     return chunks * n / (time.perf_counter() - start) / 1e6
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chunks", type=int, default=2000, help="chunks per frontier row")
-    parser.add_argument("--quick", action="store_true", help="fewer rows, 300 chunks")
-    args = parser.parse_args()
-    chunks = 300 if args.quick else args.chunks
-    grid = [(6, 10), (8, 8), (8, 10), (10, 8), (14, 2)]
-    if args.quick:
-        grid = [(6, 10), (8, 8), (14, 2)]
+def _print_frontier(rows, chunks):
     print(f"frontier at 1 bit/dim, {chunks} chunks per row (KS n = chunks)")
     print(
-        f"{'k':>3} {'N':>6} {'bits-KL':>8} {'zipf-KL':>8} {'deficit':>14} {'KS p':>7} "
-        f"{'Mcand/s':>8}"
+        f"{'alg':>4} {'k':>3} {'N':>5} {'bits-KL':>8} {'zipf-KL':>8} {'pay/KL':>7} "
+        f"{'deficit':>15} {'KS p':>7} {'Mcand/s':>8}"
     )
-    for k, e in grid:
-        r = frontier_row(k, e, chunks)
+    for algorithm, k, e in rows:
+        r = frontier_row(k, e, chunks, algorithm)
         print(
-            f"{r['k']:>3} {r['N']:>6} {r['bits-KL']:8.2f} {r['zipf-KL']:8.2f} "
-            f"{r['deficit']:7.3f} ± {r['se']:.3f} {r['KS p']:7.3f} {r['Mcand/s']:8.2f}",
+            f"{r['alg']:>4} {r['k']:>3} {r['N']:>5} {r['bits-KL']:8.2f} {r['zipf-KL']:8.2f} "
+            f"{r['payload/KL']:7.3f} {r['deficit']:7.3f} ± {r['se']:.3f} {r['KS p']:7.3f} "
+            f"{r['Mcand/s']:8.2f}",
             flush=True,
         )
-    print("\nencode / decode at 1 bit/dim, defaults (k = 6, N = 2^16); whole stream / KL")
-    for d in (64, 784):
+
+
+def _print_messages(dims):
+    print("\nencode / decode at 1 bit/dim, defaults; payload and whole stream / KL")
+    for d in dims:
         args_ = _message(d, 1)
         rcc.encode(jax.random.key(0), *args_)
         t0 = time.perf_counter()
-        data = rcc.encode(jax.random.key(1), *args_)
+        data, info = rcc.encode(jax.random.key(1), *args_, return_info=True)
         t1 = time.perf_counter()
         rcc.decode(jax.random.key(1), data, args_[2], args_[3])
         t2 = time.perf_counter()
         print(
             f"d = {d:>4}: encode {t1 - t0:6.2f} s, decode {1e3 * (t2 - t1):6.1f} ms, "
-            f"stream {8 * len(data) / d:.3f} × KL",
+            f"payload {info.payload_bits / info.kl_bits:.3f} × KL, "
+            f"stream {8 * len(data) / info.kl_bits:.3f} × KL ({len(data)} bytes)",
             flush=True,
         )
-    ours = frontier_row(6, 10, 64)["Mcand/s"]
-    base = numpy_pfr_rate(6, 2**16)
-    print(
-        f"\ncandidates/s (k = 6, N = 2^16, width 8): rdp-jax {ours:.2f} M, NumPy loop "
-        f"{base:.2f} M, ratio {ours / base:.2f}x"
-    )
+
+
+def _print_speed():
+    print(f"\ncandidates/s, k = 6, N = 2^16, width 8; {jax.device_count()} JAX CPU devices")
+    for dtype in (np.float64, np.float32):
+        ours = max(frontier_row(6, 10, 256, dtype=dtype)["Mcand/s"] for _ in range(3))
+        base = max(numpy_pfr_rate(6, 2**16, dtype) for _ in range(3))
+        print(
+            f"{np.dtype(dtype).name}: rdp-jax {ours:.2f} M, NumPy loop {base:.2f} M, "
+            f"ratio {ours / base:.2f}x",
+            flush=True,
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=10_000, help="chunks per frontier row")
+    parser.add_argument("--quick", action="store_true", help="fewer rows, 300 chunks")
+    args = parser.parse_args()
+    rows = [
+        ("pfr", 6, 10),
+        ("orc", 6, 10),
+        ("pfr", 8, 8),
+        ("pfr", 8, 10),
+        ("orc", 8, 10),
+        ("pfr", 10, 8),
+        ("pfr", 14, 2),
+    ]
+    if args.quick:
+        rows = [("pfr", 6, 10), ("orc", 6, 10), ("pfr", 14, 2)]
+    _print_frontier(rows, 300 if args.quick else args.chunks)
+    _print_messages((64, 784) if args.quick else (64, 784, 2048))
+    _print_speed()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
 A stream carries S ≥ 1 *segments*, each one channel-simulated Gaussian message with its own
 chunk layout and index law: `encode` writes one, the progressive coder one per σ step. Layout of
-format version 2 (integers are unsigned LEB128 varints unless stated):
+format version 3 (integers are unsigned LEB128 varints unless stated):
 
 ==============  =============================================================================
 field           content
 ==============  =============================================================================
 version         1 byte, `FORMAT_VERSION`
-flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (0 PFR),
+flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (0 PFR, 1 ORC),
                 bit 3 progressive
 d, N, S         the dimension, the candidates per chunk, the number of segments
 per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of ln w per
@@ -36,9 +36,9 @@ import numpy as np
 
 from rdp_jax.rcc._index_model import index_law
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 DTYPES = ("float32", "float64")
-ALGORITHMS = ("pfr",)
+ALGORITHMS = ("pfr", "orc")
 CUT_SCALE = 16
 MAX_CANDIDATES = 2**22
 
@@ -114,7 +114,9 @@ def _decode_block(block: bytes, header: Header) -> list[np.ndarray]:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for segment in header.segments:
             num_chunks = len(segment.counts)
-            _, model, _ = index_law(header.num_candidates, segment.kl_q, segment.sd_q)
+            _, model, _ = index_law(
+                header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm
+            )
             symbols = [decoder.decode(model, num_chunks)]
             if num_chunks > 1:
                 symbols.append(decoder.decode(_cut_model(header.dim, segment), num_chunks - 1))
@@ -169,9 +171,10 @@ def crc(stream: bytes, header: Header, context: bytes) -> bytes:
     """CRC32 of `stream`, seeded with `context` and the digests of the index-law tables."""
     seed = zlib.crc32(context)
     for segment in header.segments:
-        seed = zlib.crc32(
-            index_law(header.num_candidates, segment.kl_q, segment.sd_q)[2].to_bytes(4, "big"), seed
+        _, _, digest = index_law(
+            header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm
         )
+        seed = zlib.crc32(digest.to_bytes(4, "big"), seed)
     return zlib.crc32(stream, seed).to_bytes(4, "big")
 
 
@@ -187,7 +190,7 @@ def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[byt
     encoder = constriction.stream.queue.RangeEncoder()
     symbols = []
     for segment, chosen in zip(header.segments, indices, strict=True):
-        _, model, _ = index_law(header.num_candidates, segment.kl_q, segment.sd_q)
+        _, model, _ = index_law(header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm)
         encoder.encode(np.asarray(chosen, dtype=np.int32), model)
         offsets = cut_offsets(segment.counts).astype(np.int32)
         if len(offsets):

@@ -8,7 +8,6 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from rdp_jax.rcc._bitstream import (
-    ALGORITHMS,
     Header,
     check_crc,
     pack,
@@ -88,7 +87,9 @@ def encode(
     - `key`: the key shared with the decoder (`jax.random.key` or `jax.random.PRNGKey`).
     - `q_mean`, `q_std`, `p_mean`, `p_std`: 1-D arrays of one length d ≥ 1; standard deviations
       finite and > 0. The sample dtype is their common float dtype (float32 or float64).
-    - `algorithm`: "pfr" (the only one so far).
+    - `algorithm`: "pfr", or "orc" for ordered random coding (Theis & Yosri 2022): the same
+      candidates, but T_j are the sorted times of N i.i.d. Exp(1), so the sample is minimal
+      random coding's (z_j chosen ∝ w(z_j) among the N) and the index is its time's rank.
     - `chunk_bits`: target KL per chunk k, in bits, > 0.
     - `num_candidates`: candidates per chunk N, an integer in [2, 2^22].
     - `return_info`: also return an `EncodeInfo`.
@@ -99,9 +100,9 @@ def encode(
     **Raises:** `ValueError` naming the argument for bad shapes, dtypes or values.
     """
     where = "encode"
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"{where}: unknown `algorithm` {algorithm!r}; choose one of {ALGORITHMS}.")
-    chunk_bits, num_candidates = coding_args(chunk_bits, num_candidates, where)
+    algorithm, chunk_bits, num_candidates = coding_args(
+        algorithm, chunk_bits, num_candidates, where
+    )
     key = as_key(key, where)
     dtype = common_dtype(q_mean, q_std, p_mean, p_std, where=where)
     q_mean = vector(q_mean, "q_mean", dtype, None, where)
@@ -111,7 +112,14 @@ def encode(
     p_std = vector(p_std, "p_std", dtype, dim, where, positive=True)
 
     message = simulate(
-        jax.random.fold_in(key, 0), q_mean, q_std, p_mean, p_std, chunk_bits, num_candidates
+        jax.random.fold_in(key, 0),
+        q_mean,
+        q_std,
+        p_mean,
+        p_std,
+        chunk_bits,
+        num_candidates,
+        algorithm,
     )
     header = Header(
         jnp.dtype(dtype).name, algorithm, False, dim, num_candidates, (message.segment,)
@@ -130,7 +138,9 @@ def encode(
         chunk_kl_bits=message.chunk_kl_bits,
         chunk_log2_weight=message.chunk_log2_weight,
         indices=message.indices,
-        index_bits=index_bits(message.indices, num_candidates, segment.kl_q, segment.sd_q),
+        index_bits=index_bits(
+            message.indices, num_candidates, segment.kl_q, segment.sd_q, algorithm
+        ),
     )
     return data, info
 

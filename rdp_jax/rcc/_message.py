@@ -11,13 +11,13 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from rdp_jax.rcc._bitstream import Segment, cut_scale_q
 from rdp_jax.rcc._index_model import KL_SCALE, SD_SCALE, log_weight_variance
 from rdp_jax.rcc._layout import chunk_counts, gaussian_kl_bits
-from rdp_jax.rcc._pfr import chosen_noise, search_chunks
+from rdp_jax.rcc._pfr import ROWS_PER_KEY, chosen_noise, search_chunks
 
 # Elements (candidates × padded width) per chunk per scan step, and per compiled call over a
 # group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
 _BLOCK_ELEMENTS = 2**16
 _STEP_ELEMENTS = 2**18
-_ROWS = 64
+_CHUNKS_PER_CALL = 64
 
 
 class Message(NamedTuple):
@@ -50,24 +50,24 @@ def regenerate(
 ) -> Float[Array, " d"]:
     """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, identically in encoder and decoder.
 
-    Only the C chosen candidates are generated, `_ROWS` chunks per call so that one compilation
-    per width serves every C; the affine map runs in NumPy (see `chosen_noise`).
+    Only the C chosen candidates are generated, `_CHUNKS_PER_CALL` chunks per call so that one
+    compilation per width serves every C; the affine map runs in NumPy (see `chosen_noise`).
     """
     width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
     cand_root, _ = jax.random.split(key)
-    padded = np.pad(indices, (0, -len(indices) % _ROWS)).astype(np.uint32)
+    padded = np.pad(indices, (0, -len(indices) % _CHUNKS_PER_CALL)).astype(np.uint32)
     eps = np.concatenate(
         [
             np.asarray(
                 chosen_noise(
                     cand_root,
                     jnp.uint32(start),
-                    jnp.asarray(padded[start : start + _ROWS]),
+                    jnp.asarray(padded[start : start + _CHUNKS_PER_CALL]),
                     width=width,
                     dtype=p_mean.dtype,
                 )
             )
-            for start in range(0, len(padded), _ROWS)
+            for start in range(0, len(padded), _CHUNKS_PER_CALL)
         ]
     )
     mean, std = np.asarray(p_mean), np.asarray(p_std)
@@ -82,6 +82,7 @@ def simulate(
     p_std: Array,
     chunk_bits: float,
     num_candidates: int,
+    algorithm: str,
 ) -> Message:
     """Chunks the KL, runs truncated PFR on every chunk and regenerates the chosen sample.
 
@@ -101,7 +102,8 @@ def simulate(
 
     dtype = p_mean.dtype
     # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
-    block = min(_pow2(num_candidates), max(1, _BLOCK_ELEMENTS // width))
+    # Whole row blocks of the randomness layout (see `_pfr`); candidates past N are masked.
+    block = max(ROWS_PER_KEY, min(_pow2(num_candidates), _BLOCK_ELEMENTS // width))
     # The group size does not depend on C, so one compilation per (N, width) serves every
     # message; the padding chunks of the last group cost at most one call's candidates.
     group = max(1, _STEP_ELEMENTS // (block * width))
@@ -113,15 +115,24 @@ def simulate(
     a[chunk_of_dim, slot_of_dim] = (pm - qm) / qs
     b[chunk_of_dim, slot_of_dim] = ps / qs
     cand_root, time_root = jax.random.split(key)
+    # Groups are dealt round-robin over the local devices and dispatched asynchronously, so
+    # several devices (GPUs, or CPU cores exposed with JAX_NUM_CPU_DEVICES) search at once.
+    devices = jax.local_devices()
     found = [
         search_chunks(
             cand_root,
             time_root,
-            jnp.arange(start, start + group, dtype=jnp.uint32),
-            jnp.asarray(a[start : start + group]),
-            jnp.asarray(b[start : start + group]),
+            *jax.device_put(
+                (
+                    np.arange(start, start + group, dtype=np.uint32),
+                    a[start : start + group],
+                    b[start : start + group],
+                ),
+                devices[(start // group) % len(devices)],
+            ),
             num_candidates=num_candidates,
             block=block,
+            ordered=algorithm == "orc",
         )
         for start in range(0, rows, group)
     ]

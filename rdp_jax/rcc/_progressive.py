@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from rdp_jax.rcc._bitstream import ALGORITHMS, Header, check_crc, pack, unpack
+from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._message import regenerate, simulate
 from rdp_jax.rcc._validate import as_key, coding_args, common_dtype, key_bytes, vector
@@ -98,6 +98,7 @@ def progressive_encode(
     *,
     prior_mean: Float[ArrayLike, " d"] | None = None,
     prior_std: Float[ArrayLike, " d"] | None = None,
+    algorithm: str = "pfr",
     chunk_bits: float = 6.0,
     num_candidates: int = 2**16,
     return_info: bool = False,
@@ -112,7 +113,7 @@ def progressive_encode(
     - `model`: a score source (`rdp_jax.scores`) whose `denoise` takes one (d,) sample; the
       decoder must use the same one.
     - `prior_mean`, `prior_std`: the first step's p = N(μ, diag σ²); default N(0, 1 + σ_1²).
-    - `chunk_bits`, `num_candidates`: as `encode`, for every step.
+    - `algorithm`, `chunk_bits`, `num_candidates`: as `encode`, for every step.
     - `return_info`: also return a `ProgressiveInfo`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`.
@@ -120,7 +121,9 @@ def progressive_encode(
     **Raises:** `ValueError` naming the argument for bad shapes or values.
     """
     where = "progressive_encode"
-    chunk_bits, num_candidates = coding_args(chunk_bits, num_candidates, where)
+    algorithm, chunk_bits, num_candidates = coding_args(
+        algorithm, chunk_bits, num_candidates, where
+    )
     key = as_key(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
@@ -145,14 +148,13 @@ def progressive_encode(
             p_std,
             chunk_bits,
             num_candidates,
+            algorithm,
         )
         messages.append(message)
         x_n = message.sample
 
     segments = tuple(m.segment for m in messages)
-    header = Header(
-        jnp.dtype(dtype).name, ALGORITHMS[0], True, x.shape[0], num_candidates, segments
-    )
+    header = Header(jnp.dtype(dtype).name, algorithm, True, x.shape[0], num_candidates, segments)
     context = _context(key, *first, grid, x_n)
     data, payload_bytes = pack(header, [m.indices for m in messages], context)
     if not return_info:
@@ -162,7 +164,7 @@ def progressive_encode(
         step_kl_bits=np.array([m.kl_bits.sum() for m in messages]),
         step_index_bits=np.array(
             [
-                index_bits(m.indices, num_candidates, m.segment.kl_q, m.segment.sd_q)
+                index_bits(m.indices, num_candidates, m.segment.kl_q, m.segment.sd_q, algorithm)
                 for m in messages
             ]
         ),

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from rdp_jax.rcc._bitstream import MAX_CANDIDATES
+from rdp_jax.rcc._bitstream import ALGORITHMS, MAX_CANDIDATES
 
 
 def as_key(key, where: str) -> PRNGKeyArray:
@@ -43,8 +43,10 @@ def common_dtype(*args: ArrayLike, where: str):
     return dtype
 
 
-def coding_args(chunk_bits, num_candidates, where: str) -> tuple[float, int]:
-    """Checks the chunk KL target k > 0 and the candidate count N in [2, MAX_CANDIDATES]."""
+def coding_args(algorithm, chunk_bits, num_candidates, where: str) -> tuple[str, float, int]:
+    """Checks the algorithm, the chunk KL target k > 0 and the count N in [2, MAX_CANDIDATES]."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"{where}: unknown `algorithm` {algorithm!r}; choose one of {ALGORITHMS}.")
     if not (isinstance(chunk_bits, int | float) and math.isfinite(chunk_bits) and chunk_bits > 0):
         raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}.")
     if not (isinstance(num_candidates, int | np.integer) and 2 <= num_candidates <= MAX_CANDIDATES):
@@ -52,7 +54,7 @@ def coding_args(chunk_bits, num_candidates, where: str) -> tuple[float, int]:
             f"{where}: `num_candidates` must be an integer in [2, {MAX_CANDIDATES}]; "
             f"got {num_candidates!r}."
         )
-    return float(chunk_bits), int(num_candidates)
+    return algorithm, float(chunk_bits), int(num_candidates)
 
 
 def key_bytes(key: PRNGKeyArray) -> bytes:
