@@ -6,6 +6,7 @@ jax.config.update("jax_enable_x64", True)
 
 import itertools  # noqa: E402
 import math  # noqa: E402
+import warnings  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,9 +45,21 @@ def test_round_trip_bit_exact(d, kl, std_ratio, seed, algorithm):
     _round_trip(d, kl, std_ratio, seed, f32=False, algorithm=algorithm)
 
 
-@pytest.mark.parametrize(("d", "kl", "algorithm"), [(1, 30.0, "pfr"), (40, 50.0, "orc")])
+@pytest.mark.parametrize(("d", "kl", "algorithm"), [(1, 3.0, "pfr"), (40, 50.0, "orc")])
 def test_round_trip_float32(d, kl, algorithm):
     _round_trip(d, kl, 0.7, d, f32=True, algorithm=algorithm)
+
+
+def test_float32_warns_when_q_is_out_of_reach():
+    # A 30-bit shift in one dimension puts q's mean 6.5 prior sds out, past float32's |ε| ≤ 5.42.
+    args = [x.astype(np.float32) for x in _problem(3, 1, 30.0)]
+    with pytest.warns(UserWarning, match="dimension 0"):
+        rcc.encode(jax.random.key(0), *args, num_candidates=_N_FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rcc.encode(jax.random.key(0), *_problem(3, 1, 30.0), num_candidates=_N_FAST)
+        near = [x.astype(np.float32) for x in _problem(3, 1, 2.0)]
+        rcc.encode(jax.random.key(0), *near, num_candidates=_N_FAST)
 
 
 def _round_trip(d, kl, std_ratio, seed, f32, algorithm):

@@ -1,11 +1,13 @@
 """One channel-simulated message (a stream segment): chunk layout, PFR search, regeneration."""
 
 import math
+import warnings
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.special
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from rdp_jax.rcc._bitstream import Segment, cut_scale_q
@@ -18,6 +20,10 @@ from rdp_jax.rcc._pfr import ROWS_PER_KEY, chosen_noise, search_chunks
 _BLOCK_ELEMENTS = 2**16
 _STEP_ELEMENTS = 2**18
 _CHUNKS_PER_CALL = 64
+# jax's float32 normal is √2·erfinv(u) with u on a 2⁻²³ grid, so |ε| never exceeds ≈ 5.42 (the
+# maximum of 2²⁶ draws is 5.41998); q mass beyond μ_p ± 5.42 σ_p cannot be sampled in float32.
+_FLOAT32_REACH = 5.42
+_UNREACHABLE_MASS = 1e-3
 
 
 class Message(NamedTuple):
@@ -74,6 +80,21 @@ def regenerate(
     return jnp.asarray(mean + std * eps[chunk_of_dim, slot_of_dim])
 
 
+def _warn_unreachable_tail(q_mean, q_std, p_mean, p_std) -> None:
+    """Warns when float32 candidates cannot reach a part of q that matters (sample biased)."""
+    lo = (p_mean - _FLOAT32_REACH * p_std - q_mean) / q_std
+    hi = (p_mean + _FLOAT32_REACH * p_std - q_mean) / q_std
+    mass = scipy.special.ndtr(lo) + scipy.special.ndtr(-hi)
+    worst = int(np.argmax(mass))
+    if mass[worst] > _UNREACHABLE_MASS:
+        warnings.warn(
+            f"float32 candidates reach only |ε| ≤ {_FLOAT32_REACH} prior standard deviations, but "
+            f"q puts {mass[worst]:.1e} of its mass beyond that in dimension {worst}: the sample "
+            "is biased there. Encode in float64.",
+            stacklevel=3,
+        )
+
+
 def simulate(
     key: PRNGKeyArray,
     q_mean: Array,
@@ -90,6 +111,8 @@ def simulate(
     """
     as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
     kl = gaussian_kl_bits(*as64)
+    if p_mean.dtype == np.float32:
+        _warn_unreachable_tail(*as64)
     counts = chunk_counts(kl, chunk_bits)
     num_chunks = len(counts)
     width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
