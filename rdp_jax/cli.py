@@ -1,6 +1,7 @@
 """The `rdp-jax` command line."""
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +13,14 @@ def _verify(args: argparse.Namespace) -> int:
 
     # Theory and reference checks are float64 claims.
     jax.config.update("jax_enable_x64", True)
+    if "JAX_NUM_CPU_DEVICES" not in os.environ:
+        # One CPU device per core: rcc deals its candidate search over the devices. Only
+        # possible before jax starts its backends; in a process that already uses jax the
+        # claims simply run on the devices it has.
+        try:
+            jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+        except RuntimeError:
+            pass
     from rdp_jax import _report
     from rdp_jax.verify import registered_claims, run_claims
 

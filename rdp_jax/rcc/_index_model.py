@@ -26,7 +26,7 @@ P(J ≤ j) = F(ln(−N ln(1 − j/N))). It saturates at N instead of being cut o
 
 A 1 % admixture of the Zipf law of THEORY §10 bounds the cost of any mismatch
 (−log2 0.01 ≈ 6.6 bits above the Zipf codelength at worst). Against the Zipf law alone this saves
-0.1–0.3 bits per chunk at k = 6–10 (measured in `benchmarks/rcc.py`).
+0.07–0.10 bits per chunk at k = 6–8 (measured in `benchmarks/rcc.py`).
 """
 
 import functools

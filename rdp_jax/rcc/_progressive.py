@@ -99,8 +99,8 @@ def progressive_encode(
     prior_mean: Float[ArrayLike, " d"] | None = None,
     prior_std: Float[ArrayLike, " d"] | None = None,
     algorithm: str = "pfr",
-    chunk_bits: float = 6.0,
-    num_candidates: int = 2**16,
+    chunk_bits: float = 8.0,
+    num_candidates: int = 2**18,
     return_info: bool = False,
 ) -> bytes | tuple[bytes, ProgressiveInfo]:
     """Sends x at noise level σ_target = `sigmas[-1]` through the grid `sigmas` (DiffC).
