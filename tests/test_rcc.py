@@ -269,7 +269,7 @@ def test_fresh_process_decodes_bit_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_ten_thousand_round_trips():
-    # The target: 10,000 random round trips with zero mismatches (~15 min on 2 cores).
+    # The target: 10,000 random round trips with zero mismatches (9 min on 2 cores).
     rng = np.random.default_rng(2026)
     mismatches = 0
     for trial in range(10_000):
