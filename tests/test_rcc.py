@@ -267,6 +267,35 @@ def test_fresh_process_decodes_bit_exactly(tmp_path):
     assert out.stdout == np.asarray(info.sample).tobytes()
 
 
+_TWO_DEVICE_ENCODE = """
+import os, sys
+os.environ["JAX_NUM_CPU_DEVICES"] = "2"
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+from rdp_jax import rcc
+assert jax.device_count() == 2
+args = [np.frombuffer(open(p, "rb").read()) for p in sys.argv[1:]]
+sys.stdout.buffer.write(rcc.encode(jax.random.key(5), *args, num_candidates=2**12))
+"""
+
+
+def test_same_bytes_on_two_devices(tmp_path):
+    # encode deals chunk groups over the local devices; the stream must not depend on how many.
+    import subprocess
+    import sys
+
+    args = _problem(10, 300, 400.0, 0.8)  # ~50 chunks: several groups, so both devices work
+    paths = [tmp_path / f"a{i}" for i in range(4)]
+    for path, x in zip(paths, args, strict=True):
+        path.write_bytes(x.tobytes())
+    out = subprocess.run(
+        [sys.executable, "-c", _TWO_DEVICE_ENCODE, *map(str, paths)],
+        capture_output=True,
+        check=True,
+    )
+    assert out.stdout == rcc.encode(jax.random.key(5), *args, num_candidates=2**12)
+
+
 @pytest.mark.slow
 def test_ten_thousand_round_trips():
     # The issue's target: 10,000 random round trips with zero mismatches (9 min on 2 cores).
