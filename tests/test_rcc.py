@@ -45,9 +45,12 @@ def test_round_trip_bit_exact(d, kl, std_ratio, seed, algorithm):
     _round_trip(d, kl, std_ratio, seed, f32=False, algorithm=algorithm)
 
 
-@pytest.mark.parametrize(("d", "kl", "algorithm"), [(1, 3.0, "pfr"), (40, 50.0, "orc")])
+@pytest.mark.parametrize(("d", "kl", "algorithm"), [(1, 30.0, "pfr"), (40, 50.0, "orc")])
 def test_round_trip_float32(d, kl, algorithm):
-    _round_trip(d, kl, 0.7, d, f32=True, algorithm=algorithm)
+    with warnings.catch_warnings():
+        # Exactness, not bias, is tested: a 30-bit single dimension is past float32's reach.
+        warnings.simplefilter("ignore", UserWarning)
+        _round_trip(d, kl, 0.7, d, f32=True, algorithm=algorithm)
 
 
 def test_float32_warns_when_q_is_out_of_reach():
