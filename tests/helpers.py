@@ -272,3 +272,11 @@ def matches_digits(value, reference):
     """True when `value` rounds to the decimal string `reference` (to its last digit)."""
     decimals = len(reference.split(".")[1]) if "." in reference else 0
     return abs(float(value) - float(reference)) <= 0.5 * 10.0**-decimals * (1 + 1e-9)
+
+
+def diffusion_channel(d, seed=0, abar=0.75):
+    """(q_mean, q_std, p_mean, p_std) of the seed paper's encoder channel X_t = √ᾱ X + √(1−ᾱ) ε,
+    X ~ N(0, I): q = N(√ᾱ x, 1 − ᾱ), p = N(0, 1), I(X; X_t) = ½ log2(1 + ᾱ/(1−ᾱ)) bits per dim.
+    The KL of a dimension grows with x², so it varies from one dimension to the next."""
+    x = np.random.default_rng(seed).standard_normal(d)
+    return math.sqrt(abar) * x, np.full(d, math.sqrt(1 - abar)), np.zeros(d), np.ones(d)

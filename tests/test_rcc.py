@@ -12,9 +12,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.stats  # noqa: E402
+from helpers import diffusion_channel  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 from rdp_jax import rcc  # noqa: E402
+from rdp_jax.rcc._bitstream import unpack  # noqa: E402
 
 # Small fixed N keeps the hypothesis tests fast; bias is not tested there, only exactness.
 _N_FAST = 64
@@ -119,10 +121,19 @@ def test_wrong_key_or_prior_raises():
         rcc.decode(jax.random.key(1), data, args[2] + 1e-12, args[3])
 
 
-@pytest.fixture(scope="module")
-def stream():
-    q_mean, q_std, p_mean, p_std = _problem(3, 12, 30.0)
-    data = rcc.encode(jax.random.key(0), q_mean, q_std, p_mean, p_std, num_candidates=256)
+@pytest.fixture(scope="module", params=["cuts", "split"])
+def stream(request):
+    # One stream per layout mode, each with layout symbols to corrupt: KL packed in the first
+    # dimensions (cut deviations), and the seed paper's channel (split flags).
+    if request.param == "cuts":
+        bits = np.r_[np.full(10, 4.0), np.full(50, 0.05)]
+        q_mean, q_std = np.sqrt(2 * math.log(2) * bits), np.ones(60)
+        p_mean, p_std = np.zeros(60), np.ones(60)
+    else:
+        q_mean, q_std, p_mean, p_std = diffusion_channel(60, seed=1, abar=0.9)
+    data = rcc.encode(jax.random.key(0), q_mean, q_std, p_mean, p_std, num_candidates=1024)
+    segment = unpack(data)[0].segments[0]
+    assert segment.layout == request.param and segment.layout_q > 1
     return data, p_mean, p_std
 
 

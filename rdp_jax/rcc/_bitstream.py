@@ -2,7 +2,7 @@
 
 A stream carries S ≥ 1 *segments*, each one channel-simulated Gaussian message with its own
 chunk layout and index law: `encode` writes one, the progressive coder one per σ step. Layout of
-format version 3 (integers are unsigned LEB128 varints unless stated):
+format version 4 (integers are unsigned LEB128 varints unless stated):
 
 ==============  =============================================================================
 field           content
@@ -13,13 +13,18 @@ flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (
 d, N, S         the dimension, the candidates per chunk, the number of segments
 per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of ln w per
                 chunk in 1/16 nat), the parameters of the index law
-                (`_index_model.index_law`), and if C > 1 the cut scale (1/16 dimension)
+                (`_index_model.index_law`); then 2·a + m with m the layout mode and a its
+                parameter, and for the split mode the base chunk count C₀ (`_layout`):
+                m = 0, KL-balanced cuts: a = the Cauchy scale of the width changes
+                (1/16 dimension); m = 1, split: a = P(split) in 1/256 (0: no flags coded)
 payload         one range-coded block: per segment, its C indices under its index law, then
-                its C − 1 chunk cuts as offsets from the balanced cuts round(t d / C) under a
-                quantised Laplace law centred on 0 (free when the KL per dimension is
-                uniform). The block is cut to the shortest byte string that still decodes to
-                the same symbols when zero-padded (checked by decoding it), which saves the
-                ~15 bits a sealed range coder spends on its final word.
+                its layout: for cuts, the changes from chunk to chunk of the width excess over
+                `balanced_cuts(d, C)` (C − 1 of them) under a quantised Cauchy law centred
+                on 0 (free when the KL per dimension is uniform); for split, the Bernoulli flags of
+                `split_counts(d, C₀, ·)` in its visiting order. The block is cut to the
+                shortest byte string that still decodes to the same symbols when zero-padded
+                (checked by decoding it), which saves the ~15 bits a sealed range coder
+                spends on its final word.
 crc             4 bytes big-endian: CRC32 of everything above, seeded with the CRC32 of the
                 decoder's context (the key data, the bytes of the prior, and for progressive
                 streams the decoded sample) and of the index-law tables. A corrupted or
@@ -28,6 +33,7 @@ crc             4 bytes big-endian: CRC32 of everything above, seeded with the C
 ==============  =============================================================================
 """
 
+import math
 import zlib
 from typing import NamedTuple
 
@@ -35,20 +41,29 @@ import constriction
 import numpy as np
 
 from rdp_jax.rcc._index_model import index_law
+from rdp_jax.rcc._layout import balanced_cuts, split_counts
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 DTYPES = ("float32", "float64")
 ALGORITHMS = ("pfr", "orc")
-CUT_SCALE = 16
+LAYOUTS = ("cuts", "split")
+CUT_SCALE = 16  # Cauchy scale of the cut-mode width deviations, 1/16 dimension
+SPLIT_SCALE = 256  # split probability, 1/256
 MAX_CANDIDATES = 2**22
 
 
 class Segment(NamedTuple):
-    """One message's layout and index-law parameters (`counts` sums to d)."""
+    """One message's index-law parameters and chunk layout (`counts` sums to d).
+
+    `layout` is "cuts" (`layout_q`: the Cauchy scale of the width deviations in 1/16 dimension)
+    or "split" (`layout_q`: P(split) in 1/256, `base_chunks`: C₀); see the module docstring.
+    """
 
     kl_q: int
     sd_q: int
-    cut_scale_q: int
+    layout: str
+    layout_q: int
+    base_chunks: int
     counts: np.ndarray
 
 
@@ -83,67 +98,148 @@ def _get_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             return value, pos
 
 
-def _balanced_cuts(dim: int, num_chunks: int) -> np.ndarray:
-    """The cuts round(t d / C), t = 1 … C−1, of equal-width chunks (exact integer rounding)."""
-    t = np.arange(1, num_chunks, dtype=np.int64)
-    return (2 * t * dim + num_chunks) // (2 * num_chunks)
+def _width_deviations(counts: np.ndarray) -> np.ndarray:
+    """Cut mode: how much each of the first C − 1 chunks deviates from the balanced width
+    (`balanced_cuts(d, C)`) more than its predecessor did. Slowly varying KL (smooth image
+    regions) makes most of them 0, and a uniform KL all of them."""
+    excess = counts - np.diff(balanced_cuts(int(counts.sum()), len(counts)))
+    return np.diff(excess[:-1], prepend=0)
 
 
-def cut_offsets(counts: np.ndarray) -> np.ndarray:
-    """The chunk cuts minus the balanced cuts: what the stream stores for the layout."""
-    return np.cumsum(counts)[:-1] - _balanced_cuts(int(counts.sum()), len(counts))
+def _split_flags(dim: int, segment: Segment) -> np.ndarray:
+    """Split mode: the answers that make `split_counts` rebuild `segment.counts`."""
+    ends = np.cumsum(segment.counts)
+    leaves = set(zip((ends - segment.counts).tolist(), ends.tolist(), strict=True))
+    flags = []
+
+    def answer(start: int, stop: int) -> bool:
+        flags.append((start, stop) not in leaves)
+        return flags[-1]
+
+    if not np.array_equal(split_counts(dim, segment.base_chunks, answer), segment.counts):
+        raise ValueError("encode: internal error: the chunk layout is not a split layout.")
+    return np.array(flags, dtype=np.int32)
+
+
+def layout_symbols(dim: int, segment: Segment) -> np.ndarray:
+    """The symbols that code `segment`'s layout (none for split layouts with P(split) = 0)."""
+    if segment.layout == "cuts":
+        return _width_deviations(segment.counts).astype(np.int32)
+    flags = _split_flags(dim, segment)
+    if segment.layout_q == 0 and flags.any():
+        raise ValueError("encode: internal error: split flags with P(split) = 0.")
+    return flags if segment.layout_q else flags[:0]
+
+
+def _cauchy_bits(deviations: np.ndarray, scale: float) -> float:
+    """Σ −log2 P(x) under a Cauchy(0, scale) law quantised to the integers (truncation to [−d, d]
+    ignored). For |x| ≥ 1, atan((x+½)/s) − atan((x−½)/s) = atan(s / (s² + x² − ¼)) avoids the
+    cancellation of two angles near π/2."""
+    x2 = np.asarray(deviations, dtype=np.float64) ** 2
+    nonzero = x2 > 0.0
+    arg = scale / np.where(nonzero, scale * scale + x2 - 0.25, 1.0)
+    p = np.where(nonzero, np.arctan(arg), 2.0 * np.arctan(0.5 / scale)) / math.pi
+    return float(-np.sum(np.log2(p)))
 
 
 def cut_scale_q(counts: np.ndarray) -> int:
-    """The encoder's Laplace scale: the mean absolute cut offset, in 1/16 dimension."""
-    offsets = cut_offsets(counts)
-    return round(CUT_SCALE * float(np.mean(np.abs(offsets)))) if len(offsets) else 0
+    """The Cauchy scale of the cut mode, in 1/16 dimension, that codes `_width_deviations` in
+    the fewest bits (a grid search). Cauchy, not Laplace: deviations are mostly 0 with a few
+    large ones where the KL per dimension jumps (region edges), and a heavy tail pays for those
+    in O(log) bits without making the zeros costly."""
+    deviations = _width_deviations(counts)
+    if not deviations.any():
+        return 1
+    grid = np.unique(np.round(np.geomspace(1, CUT_SCALE * counts.sum(), 64)).astype(int))
+    return int(min(grid, key=lambda q: _cauchy_bits(deviations, q / CUT_SCALE)))
+
+
+def split_probability_q(flags: np.ndarray) -> int:
+    """P(split) of the split mode in 1/256, in [1, 255] when any flag is set, else 0."""
+    if not flags.any():
+        return 0
+    return int(np.clip(round(SPLIT_SCALE * float(np.mean(flags))), 1, SPLIT_SCALE - 1))
 
 
 def _cut_model(dim: int, segment: Segment):
-    """The quantised Laplace law of the cut offsets on [−d, d], centred on 0."""
-    scale = max(segment.cut_scale_q, 1) / CUT_SCALE
-    return constriction.stream.model.QuantizedLaplace(-dim, dim, 0.0, scale)
+    """The quantised Cauchy law of the width deviations on [−d, d], centred on 0."""
+    scale = max(segment.layout_q, 1) / CUT_SCALE
+    return constriction.stream.model.QuantizedCauchy(-dim, dim, 0.0, scale)
 
 
-def _decode_block(block: bytes, header: Header) -> list[np.ndarray]:
-    """Each segment's C indices followed by its C − 1 cut offsets, from a zero-padded block."""
+def _split_model(dim: int, segment: Segment):
+    """The Bernoulli law of the split flags (`dim` unused: the signature of `_cut_model`)."""
+    return constriction.stream.model.Bernoulli(segment.layout_q / SPLIT_SCALE, perfect=False)
+
+
+def layout_bits(dim: int, segment: Segment) -> float:
+    """The ideal codelength of `segment`'s layout in bits (the coder adds < 1 bit per block)."""
+    symbols = layout_symbols(dim, segment)
+    if not len(symbols):
+        return 0.0
+    if segment.layout == "split":
+        p = segment.layout_q / SPLIT_SCALE
+        return float(-np.sum(np.where(symbols, np.log2(p), np.log2(1.0 - p))))
+    return _cauchy_bits(symbols, max(segment.layout_q, 1) / CUT_SCALE)
+
+
+def _decode_layout(decoder, dim: int, segment: Segment) -> np.ndarray:
+    num_chunks = len(segment.counts)
+    if segment.layout == "cuts":
+        deviations = np.zeros(0, dtype=np.int64)
+        if num_chunks > 1:
+            deviations = decoder.decode(_cut_model(dim, segment), num_chunks - 1)
+        widths = np.diff(balanced_cuts(dim, num_chunks))
+        widths[:-1] += np.cumsum(deviations, dtype=np.int64)
+        widths[-1] = dim - widths[:-1].sum()
+        return widths
+    if segment.layout_q == 0:
+        return split_counts(dim, segment.base_chunks, lambda start, stop: False)
+    model = _split_model(dim, segment)
+    return split_counts(dim, segment.base_chunks, lambda start, stop: bool(decoder.decode(model)))
+
+
+def _decode_block(block: bytes, header: Header) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each segment's C indices and chunk widths, from a zero-padded block."""
     words = np.frombuffer(block + b"\0" * (-len(block) % 4), dtype=">u4").astype(np.uint32)
     out = []
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for segment in header.segments:
-            num_chunks = len(segment.counts)
             _, model, _ = index_law(
                 header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm
             )
-            symbols = [decoder.decode(model, num_chunks)]
-            if num_chunks > 1:
-                symbols.append(decoder.decode(_cut_model(header.dim, segment), num_chunks - 1))
-            out.append(np.concatenate(symbols).astype(np.int64))
+            chosen = decoder.decode(model, len(segment.counts)).astype(np.int64)
+            out.append((chosen, _decode_layout(decoder, header.dim, segment).astype(np.int64)))
     except Exception as error:  # constriction signals malformed data with its own error types
-        raise ValueError(f"decode: the payload of `data` does not decode: {error}") from None
+        raise ValueError(
+            f"decode: `data` is truncated or corrupted: its payload does not decode ({error})."
+        ) from None
     return out
 
 
-def _decodes_to(block: bytes, header: Header, symbols: list[np.ndarray]) -> bool:
+def _decodes_to(block: bytes, header: Header, indices: list[np.ndarray]) -> bool:
     try:
         decoded = _decode_block(block, header)
     except ValueError:
         return False
-    return all(np.array_equal(a, b) for a, b in zip(decoded, symbols, strict=True))
+    return all(
+        np.array_equal(chosen, want) and np.array_equal(counts, segment.counts)
+        for (chosen, counts), want, segment in zip(decoded, indices, header.segments, strict=True)
+    )
 
 
-def _shortest_block(block: bytes, header: Header, symbols: list[np.ndarray]) -> bytes:
+def _shortest_block(block: bytes, header: Header, indices: list[np.ndarray]) -> bytes:
     """The shortest prefix of `block`, possibly with its last byte incremented, that decodes to
-    `symbols`. Valid code values form an interval, so the search stops at the first length with
-    neither candidate (the truncation, and the truncation plus one unit in its last byte)."""
+    `indices` and the header's layouts. Valid code values form an interval, so the search stops
+    at the first length with neither candidate (the truncation, and the truncation plus one unit
+    in its last byte)."""
     best = block
     for length in range(len(block) - 1, -1, -1):
         cut = block[:length]
         bumped = int.from_bytes(cut, "big") + 1
         candidates = [cut] + ([bumped.to_bytes(length, "big")] if bumped < 256**length else [])
-        found = next((c for c in candidates if _decodes_to(c, header, symbols)), None)
+        found = next((c for c in candidates if _decodes_to(c, header, indices)), None)
         if found is None:
             break
         best = found
@@ -160,9 +256,9 @@ def _header_bytes(header: Header) -> bytearray:
     for value in (header.dim, header.num_candidates, len(header.segments)):
         _put_varint(out, value)
     for segment in header.segments:
-        num_chunks = len(segment.counts)
-        extra = [segment.cut_scale_q] if num_chunks > 1 else []
-        for value in [num_chunks, segment.kl_q, segment.sd_q, *extra]:
+        layout = 2 * segment.layout_q + LAYOUTS.index(segment.layout)
+        extra = [segment.base_chunks] if segment.layout == "split" else []
+        for value in [len(segment.counts), segment.kl_q, segment.sd_q, layout, *extra]:
             _put_varint(out, int(value))
     return out
 
@@ -188,15 +284,14 @@ def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[byt
     """
     out = _header_bytes(header)
     encoder = constriction.stream.queue.RangeEncoder()
-    symbols = []
     for segment, chosen in zip(header.segments, indices, strict=True):
         _, model, _ = index_law(header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm)
         encoder.encode(np.asarray(chosen, dtype=np.int32), model)
-        offsets = cut_offsets(segment.counts).astype(np.int32)
-        if len(offsets):
-            encoder.encode(offsets, _cut_model(header.dim, segment))
-        symbols.append(np.concatenate([chosen, offsets]).astype(np.int64))
-    block = _shortest_block(encoder.get_compressed().astype(">u4").tobytes(), header, symbols)
+        symbols = layout_symbols(header.dim, segment)
+        if len(symbols):
+            layout_model = _cut_model if segment.layout == "cuts" else _split_model
+            encoder.encode(symbols, layout_model(header.dim, segment))
+    block = _shortest_block(encoder.get_compressed().astype(">u4").tobytes(), header, indices)
     out += block
     out += crc(bytes(out), header, context)
     return bytes(out), len(block)
@@ -236,12 +331,27 @@ def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
         num_chunks, pos = _get_varint(data, pos, end)
         kl_q, pos = _get_varint(data, pos, end)
         sd_q, pos = _get_varint(data, pos, end)
-        scale = 0
-        if num_chunks > 1:
-            scale, pos = _get_varint(data, pos, end)
-        if not 1 <= num_chunks <= dim:
-            raise ValueError("decode: `data` is corrupted (inconsistent header: chunk count).")
-        segments.append(Segment(kl_q, sd_q, scale, np.zeros(num_chunks, dtype=np.int64)))
+        layout, pos = _get_varint(data, pos, end)
+        mode, layout_q = layout & 1, layout >> 1
+        base_chunks = num_chunks
+        if mode:
+            base_chunks, pos = _get_varint(data, pos, end)
+        if (
+            not 1 <= base_chunks <= num_chunks <= dim
+            or (mode and layout_q >= SPLIT_SCALE)
+            or (mode and not layout_q and base_chunks != num_chunks)
+        ):
+            raise ValueError("decode: `data` is corrupted (inconsistent header: chunk layout).")
+        segments.append(
+            Segment(
+                kl_q,
+                sd_q,
+                LAYOUTS[mode],
+                layout_q,
+                base_chunks,
+                np.zeros(num_chunks, dtype=np.int64),
+            )
+        )
     header = Header(
         DTYPES[flags & 1],
         ALGORITHMS[flags >> 1 & 0b11],
@@ -251,12 +361,13 @@ def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
         tuple(segments),
     )
     indices, filled = [], []
-    for segment, symbols in zip(segments, _decode_block(data[pos:end], header), strict=True):
-        num_chunks = len(segment.counts)
-        chosen, offsets = symbols[:num_chunks], symbols[num_chunks:]
-        cuts = _balanced_cuts(dim, num_chunks) + offsets
-        counts = np.diff(np.concatenate([[0], cuts, [dim]]))
-        if np.any(counts < 1) or np.any(chosen >= num_candidates):
+    decoded = _decode_block(data[pos:end], header)
+    for segment, (chosen, counts) in zip(segments, decoded, strict=True):
+        if (
+            len(counts) != len(segment.counts)
+            or np.any(counts < 1)
+            or np.any(chosen >= num_candidates)
+        ):
             raise ValueError("decode: `data` is corrupted (inconsistent chunk layout or index).")
         indices.append(chosen)
         filled.append(segment._replace(counts=counts))

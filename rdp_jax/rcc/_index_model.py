@@ -63,6 +63,38 @@ def log_weight_variance(
     return 0.5 * (r * r - 1.0) ** 2 + (r * m) ** 2
 
 
+def law_parameters(chunk_kl_bits: np.ndarray, chunk_var: np.ndarray) -> tuple[int, int]:
+    """The header's (kl, sd) of a segment: its mean chunk KL in 1/16 bit, and in 1/16 nat the sd
+    of ln w over its chunks: Var_q[ln w] within a chunk plus the spread of the chunk KLs."""
+    spread = float(np.mean(chunk_var) + np.var(chunk_kl_bits * math.log(2.0)))
+    return round(float(np.mean(chunk_kl_bits)) * KL_SCALE), round(SD_SCALE * math.sqrt(spread))
+
+
+def expected_index_bits(chunk_kl_bits: np.ndarray, chunk_var: np.ndarray) -> float:
+    """A Gaussian estimate of Σ_c E[−log2 P(J_c)] under the segment's law, to compare layouts.
+
+    Untruncated, ln J_c ≈ ln T = ln S + ln w with mean KL_c − γ and variance v_c + π²/6; the law
+    of `law_parameters` is near a normal in ln T with mean m − γ (m the mean chunk KL) and
+    variance V = mean v + Var KL + π²/6, and P(J = j) ≈ density(ln j) / j, so
+
+    .. math::
+        \\mathbb{E}[-\\ln P(J_c)] ≈ \\mathrm{KL}_c - γ + \\tfrac12 \\ln(2πV)
+        + \\frac{v_c + π^2/6 + (\\mathrm{KL}_c - m)^2}{2V}   \\quad\\text{(nats)}.
+
+    It ignores truncation at N and the Zipf admixture, which two layouts of one message share.
+    """
+    kl = chunk_kl_bits * math.log(2.0)
+    gumbel_var = math.pi**2 / 6.0
+    total = float(np.mean(chunk_var) + np.var(kl)) + gumbel_var
+    nats = (
+        kl
+        - np.euler_gamma
+        + 0.5 * math.log(2.0 * math.pi * total)
+        + (chunk_var + gumbel_var + (kl - np.mean(kl)) ** 2) / (2.0 * total)
+    )
+    return float(np.sum(nats) / math.log(2.0))
+
+
 def zipf_exponent(kl_q: int) -> float:
     """s = 1 + 1/(k + e⁻¹ ln(e+1)) of THEORY §10, for the dequantised mean chunk KL k."""
     return 1.0 + 1.0 / (kl_q / KL_SCALE + math.log(math.e + 1.0) / math.e)

@@ -1,11 +1,21 @@
-"""The KL of diagonal Gaussians per dimension and its split into chunks of about k bits."""
+"""The KL of diagonal Gaussians per dimension and the chunk layouts that split it.
+
+Two layouts, both contiguous: KL-balanced cuts (`chunk_counts`), and equal-width chunks halved
+where a chunk's truncation risk is too high (`split_counts` with `TailBound`). `_plan` costs both
+and keeps the cheaper.
+"""
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from jaxtyping import Float, Int
 
 _LN2 = math.log(2.0)
+# Chernoff exponents λ of the tail bound, log-spaced. For a k-bit mean shift and N = 2^(k+e)
+# candidates the optimum is λ = e / (2k), inside the grid for 1/4 ≤ k ≤ 64 and 1/2 ≤ e ≤ 64; the
+# bound is a minimum over λ, so a coarse grid only loosens it slightly.
+_LAMBDAS = np.geomspace(1e-2, 1e2, 41)
 
 
 def gaussian_kl_bits(
@@ -66,3 +76,89 @@ def chunk_counts(kl_bits: Float[np.ndarray, " d"], chunk_bits: float) -> Int[np.
     ends = np.unique(np.clip(np.concatenate([ends, [d]]), 0, d))
     ends = ends[ends > 0]
     return np.diff(np.concatenate([[0], ends])).astype(np.int64)
+
+
+def balanced_cuts(dim: int, num_chunks: int) -> Int[np.ndarray, " c_plus_1"]:
+    """0, round(t d / C) for t = 1 … C−1, and d: the cuts of equal-width chunks (exact integers)."""
+    t = np.arange(num_chunks + 1, dtype=np.int64)
+    return (2 * t * dim + num_chunks) // (2 * num_chunks)
+
+
+def split_counts(
+    dim: int, base_chunks: int, should_split: Callable[[int, int], bool]
+) -> Int[np.ndarray, " c"]:
+    """Halves the `base_chunks` equal-width chunks recursively where `should_split` says so.
+
+    Chunks are visited depth first, left half (⌊w/2⌋ dimensions) first, and `should_split(start,
+    stop)` is asked exactly once for every visited chunk of two or more dimensions. The encoder
+    answers with its risk test and the decoder with the next flag of the stream, so both build the
+    same layout from the same sequence of answers.
+
+    **Returns:** the dimensions in each final chunk, in order, summing to `dim`.
+    """
+    cuts = balanced_cuts(dim, base_chunks)
+    counts = []
+    stack = [(int(cuts[t]), int(cuts[t + 1])) for t in range(base_chunks - 1, -1, -1)]
+    while stack:
+        start, stop = stack.pop()
+        if stop - start >= 2 and should_split(start, stop):
+            middle = start + (stop - start) // 2
+            stack += [(middle, stop), (start, middle)]
+        else:
+            counts.append(stop - start)
+    return np.array(counts, dtype=np.int64)
+
+
+class TailBound:
+    """Chernoff bounds on P_q(ln w ≥ ln N) for contiguous chunks of diagonal Gaussians.
+
+    With w = q/p and λ > 0, E_q[w^λ] = exp(λ D_{1+λ}(q‖p)) (Rényi divergence), so
+
+    .. math::
+        P_q(\\ln w ≥ \\ln N) ≤ \\min_λ \\exp\\big(λ D_{1+λ}(q‖p) - λ \\ln N\\big),
+
+    and for one Gaussian dimension, with σ_λ² = (1+λ)σ_p² − λσ_q² (the bound is infinite when
+    σ_λ² ≤ 0),
+
+    .. math::
+        λ D_{1+λ} = λ \\ln\\frac{σ_p}{σ_q} + \\tfrac12 \\ln\\frac{σ_p^2}{σ_λ^2}
+        + \\frac{λ(1+λ)(μ_q - μ_p)^2}{2 σ_λ^2}.
+
+    The q-mass where w exceeds N is what truncated PFR cannot sample, so this bounds a chunk's
+    truncation bias from above. It sees what the KL alone does not: when σ_q < σ_p, w is
+    bounded and a chunk can carry more KL at the same risk than an equal-variance mean shift.
+    Prefix sums over the dimensions make every chunk's bound O(len(grid)).
+    """
+
+    def __init__(self, q_mean, q_std, p_mean, p_std, num_candidates: int):
+        lam = _LAMBDAS[None, :]
+        var_q, var_p = (q_std**2)[:, None], (p_std**2)[:, None]
+        var_lam = (1.0 + lam) * var_p - lam * var_q
+        finite = var_lam > 0.0
+        safe = np.where(finite, var_lam, 1.0)
+        shift2 = ((q_mean - p_mean) ** 2)[:, None]
+        terms = (
+            lam * np.log(p_std / q_std)[:, None]
+            + 0.5 * np.log(var_p / safe)
+            + lam * (1.0 + lam) * shift2 / (2.0 * safe)
+        )
+        zero = np.zeros((1, _LAMBDAS.size))
+        self._terms = np.concatenate([zero, np.cumsum(np.where(finite, terms, 0.0), axis=0)])
+        self._infinite = np.concatenate([zero, np.cumsum(~finite, axis=0)])
+        self._log_n = math.log(num_candidates)
+
+    def log_bound(self, start: int, stop: int) -> float:
+        """ln of the bound for the chunk of dimensions [start, stop) (≤ 0 is informative)."""
+        exponent = self._terms[stop] - self._terms[start] - _LAMBDAS * self._log_n
+        usable = self._infinite[stop] == self._infinite[start]
+        return float(np.min(exponent[usable], initial=0.0))
+
+
+def mean_shift_log_bound(chunk_bits: float, num_candidates: int) -> float:
+    """`TailBound.log_bound` of an equal-variance mean-shift chunk of `chunk_bits` KL.
+
+    There λ D_{1+λ} = λ(1+λ) KL (nats): the unbounded-w worst case, at which the defaults were
+    validated as unbiased (`benchmarks/rcc.py`). A split layout keeps every chunk at or below it.
+    """
+    kl = chunk_bits * _LN2
+    return float(np.min(_LAMBDAS * (1.0 + _LAMBDAS) * kl - _LAMBDAS * math.log(num_candidates)))

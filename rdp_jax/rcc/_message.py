@@ -10,10 +10,10 @@ import numpy as np
 import scipy.special
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from rdp_jax.rcc._bitstream import Segment, cut_scale_q
-from rdp_jax.rcc._index_model import KL_SCALE, SD_SCALE, log_weight_variance
-from rdp_jax.rcc._layout import chunk_counts, gaussian_kl_bits
+from rdp_jax.rcc._bitstream import Segment
+from rdp_jax.rcc._layout import gaussian_kl_bits
 from rdp_jax.rcc._pfr import ROWS_PER_KEY, chosen_noise, search_chunks
+from rdp_jax.rcc._plan import plan_layout
 
 # Elements (candidates × padded width) per chunk per scan step, and per compiled call over a
 # group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
@@ -105,7 +105,8 @@ def simulate(
     num_candidates: int,
     algorithm: str,
 ) -> Message:
-    """Chunks the KL, runs truncated PFR on every chunk and regenerates the chosen sample.
+    """Lays out the chunks (`plan_layout`), runs truncated PFR on every chunk and regenerates the
+    chosen sample.
 
     Inputs are validated 1-D arrays of one dtype; see `encode` for the maths.
     """
@@ -113,15 +114,11 @@ def simulate(
     kl = gaussian_kl_bits(*as64)
     if p_mean.dtype == np.float32:
         _warn_unreachable_tail(*as64)
-    counts = chunk_counts(kl, chunk_bits)
+    segment = plan_layout(*as64, kl, chunk_bits, num_candidates)
+    counts = segment.counts
     num_chunks = len(counts)
     width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
     chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
-    kl_q = round(float(kl.sum()) / num_chunks * KL_SCALE)
-    # The index law's spread: Var_q[ln w] within a chunk plus the spread of chunk KLs (nats²).
-    chunk_var = np.bincount(chunk_of_dim, weights=log_weight_variance(*as64), minlength=num_chunks)
-    spread = float(np.mean(chunk_var) + np.var(chunk_kl * math.log(2.0)))
-    segment = Segment(kl_q, round(SD_SCALE * math.sqrt(spread)), cut_scale_q(counts), counts)
 
     dtype = p_mean.dtype
     # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.

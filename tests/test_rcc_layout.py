@@ -1,0 +1,153 @@
+"""Tests of the RCC chunk layouts: KL per dimension, cuts, splits, tail bounds, their bitstream."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.integrate  # noqa: E402
+import scipy.stats  # noqa: E402
+from helpers import diffusion_channel  # noqa: E402
+from hypothesis import given, strategies as st  # noqa: E402
+
+from rdp_jax import rcc  # noqa: E402
+from rdp_jax.rcc._bitstream import Header, Segment, pack, unpack  # noqa: E402
+from rdp_jax.rcc._layout import (  # noqa: E402
+    TailBound,
+    balanced_cuts,
+    mean_shift_log_bound,
+    split_counts,
+)
+from rdp_jax.rcc._plan import plan_layout  # noqa: E402
+
+_LN2 = math.log(2.0)
+
+
+def mean_shift(d: int, bits_per_dim: float = 1.0):
+    delta = np.full(d, math.sqrt(2 * bits_per_dim * _LN2))
+    return delta, np.ones(d), np.zeros(d), np.ones(d)
+
+
+@given(mq=st.floats(-3, 3), sq=st.floats(0.2, 3), mp=st.floats(-3, 3), sp=st.floats(0.2, 3))
+def test_gaussian_kl_bits_matches_quadrature(mq, sq, mp, sp):
+    q, p = scipy.stats.norm(mq, sq), scipy.stats.norm(mp, sp)
+    nats, err = scipy.integrate.quad(
+        lambda x: q.pdf(x) * (q.logpdf(x) - p.logpdf(x)), mq - 12 * sq, mq + 12 * sq, epsabs=1e-13
+    )
+    got = rcc.gaussian_kl_bits(*(np.array([v]) for v in (mq, sq, mp, sp)))[0]
+    assert got == pytest.approx(nats / _LN2, abs=1e-9 + 10 * err)
+
+
+@given(kl=st.lists(st.floats(0.0, 20.0), min_size=1, max_size=300), k=st.floats(0.5, 16.0))
+def test_chunk_counts_balances_the_kl(kl, k):
+    kl = np.array(kl)
+    counts = rcc.chunk_counts(kl, k)
+    assert counts.sum() == kl.size and np.all(counts >= 1)
+    num = max(1, math.ceil(kl.sum() / k - 1e-9))
+    assert len(counts) <= num
+    # Cuts land within one dimension of their targets t·KL/C, so no chunk exceeds KL/C by more
+    # than the two dimensions at its ends.
+    chunk_kl = np.bincount(np.repeat(np.arange(len(counts)), counts), kl)
+    assert np.all(chunk_kl <= kl.sum() / num + 2 * kl.max() + 1e-9)
+
+
+@given(d=st.integers(1, 10_000), c=st.integers(1, 10_000))
+def test_balanced_cuts_are_equal_width(d, c):
+    c = min(c, d)
+    widths = np.diff(balanced_cuts(d, c))
+    assert widths.sum() == d and widths.min() >= 1 and widths.max() - widths.min() <= 1
+
+
+@given(d=st.integers(1, 200), c=st.integers(1, 200), answers=st.lists(st.booleans()))
+def test_split_counts_asks_once_per_chunk_depth_first(d, c, answers):
+    c = min(c, d)
+    asked, replies = [], iter(answers)
+
+    def should_split(start, stop):
+        asked.append((start, stop))
+        return next(replies, False)
+
+    counts = split_counts(d, c, should_split)
+    assert counts.sum() == d and np.all(counts >= 1)
+    assert all(stop - start >= 2 for start, stop in asked)
+    assert len(set(asked)) == len(asked)
+    # Depth first, left first: the chunks asked about start in non-decreasing order.
+    assert [s for s, _ in asked] == sorted(s for s, _ in asked)
+
+
+def test_tail_bound_of_a_mean_shift_is_the_reference():
+    # k = 8 bits in 8 unit dimensions: λD_{1+λ} = λ(1+λ)·KL, the reference bound itself.
+    bound = TailBound(*mean_shift(8), 2**18)
+    assert bound.log_bound(0, 8) == pytest.approx(mean_shift_log_bound(8.0, 2**18), rel=1e-12)
+
+
+@given(
+    d=st.integers(1, 6),
+    log2_n=st.floats(1.0, 12.0),
+    seed=st.integers(0, 2**31 - 1),
+    ratio=st.floats(0.3, 1.5),
+)
+def test_tail_bound_bounds_the_tail(d, log2_n, seed, ratio):
+    rng = np.random.default_rng(seed)
+    q_mean, p_mean = rng.normal(size=d), rng.normal(size=d)
+    p_std = np.exp(0.3 * rng.normal(size=d))
+    q_std = ratio * p_std
+    n = 200_000
+    z = q_mean + q_std * rng.standard_normal((n, d))
+    log_w = np.sum(
+        scipy.stats.norm.logpdf(z, q_mean, q_std) - scipy.stats.norm.logpdf(z, p_mean, p_std), 1
+    )
+    tail = np.mean(log_w >= log2_n * _LN2)
+    bound = math.exp(TailBound(q_mean, q_std, p_mean, p_std, 2**log2_n).log_bound(0, d))
+    # One-sided binomial test at z = 5 (false failure ~3e-7 per example).
+    assert tail <= bound + 5 * math.sqrt(max(bound * (1 - bound), 1 / n) / n)
+
+
+def test_uniform_kl_needs_no_layout_bits():
+    # 1 bit/dim everywhere: KL-balanced cuts are the equal-width ones and nothing splits.
+    data, info = rcc.encode(jax.random.key(0), *mean_shift(800), return_info=True)
+    segment = unpack(data)[0].segments[0]
+    assert np.all(info.chunk_dims == 8) and segment.layout_q == 0
+
+
+def test_channel_splits_only_risky_chunks():
+    # In the seed paper's channel the KL per dimension wanders: equal-width chunks with splits
+    # are chosen, and every chunk left whole is no riskier than the validated reference.
+    args = diffusion_channel(4000)
+    kl = rcc.gaussian_kl_bits(*args)
+    segment = plan_layout(*args, kl, 8.0, 2**18)
+    assert segment.layout == "split" and segment.layout_q > 0
+    bound = TailBound(*args, 2**18)
+    ends = np.cumsum(segment.counts)
+    risks = [bound.log_bound(e - c, e) for e, c in zip(ends, segment.counts, strict=True)]
+    limit = mean_shift_log_bound(8.0, 2**18)
+    assert all(r <= limit + 1e-9 or c == 1 for r, c in zip(risks, segment.counts, strict=True))
+    assert len(segment.counts) > segment.base_chunks
+
+
+@given(
+    d=st.integers(1, 300),
+    c=st.integers(1, 300),
+    answers=st.lists(st.booleans(), max_size=600),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_layouts_survive_the_bitstream(d, c, answers, seed):
+    c = min(c, d)
+    replies = iter(answers)
+    split = split_counts(d, c, lambda start, stop: next(replies, False))
+    rng = np.random.default_rng(seed)
+    cuts = np.diff(np.concatenate([[0], np.sort(rng.choice(d - 1, c - 1, replace=False)) + 1, [d]]))
+    segments = (
+        Segment(80, 40, "split", 1 + seed % 255 if len(split) > c else 0, c, split),
+        Segment(80, 40, "cuts", seed % 64, len(cuts), cuts),
+    )
+    header = Header("float64", "pfr", True, d, 256, segments)
+    indices = [rng.integers(0, 256, len(s.counts)) for s in segments]
+    data, _ = pack(header, indices, b"context")
+    parsed, got = unpack(data)
+    for want, have, i, j in zip(segments, parsed.segments, indices, got, strict=True):
+        assert have.layout == want.layout and np.array_equal(have.counts, want.counts)
+        assert np.array_equal(i, j)
