@@ -149,5 +149,7 @@ def test_layouts_survive_the_bitstream(d, c, answers, seed):
     data, _ = pack(header, indices, b"context")
     parsed, got = unpack(data)
     for want, have, i, j in zip(segments, parsed.segments, indices, got, strict=True):
-        assert have.layout == want.layout and np.array_equal(have.counts, want.counts)
+        # A single chunk has no layout to store: it reads back as "cuts".
+        assert have.layout == (want.layout if len(want.counts) > 1 else "cuts")
+        assert np.array_equal(have.counts, want.counts)
         assert np.array_equal(i, j)

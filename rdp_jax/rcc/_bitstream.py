@@ -13,8 +13,8 @@ flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (
 d, N, S         the dimension, the candidates per chunk, the number of segments
 per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of ln w per
                 chunk in 1/16 nat), the parameters of the index law
-                (`_index_model.index_law`); then 2·a + m with m the layout mode and a its
-                parameter, and for the split mode the base chunk count C₀ (`_layout`):
+                (`_index_model.index_law`); then, if C > 1, 2·a + m with m the layout mode
+                and a its parameter, and for the split mode the base chunk count C₀:
                 m = 0, KL-balanced cuts: a = the Cauchy scale of the width changes
                 (1/16 dimension); m = 1, split: a = P(split) in 1/256 (0: no flags coded)
 payload         one range-coded block: per segment, its C indices under its index law, then
@@ -149,7 +149,7 @@ def cut_scale_q(counts: np.ndarray) -> int:
     in O(log) bits without making the zeros costly."""
     deviations = _width_deviations(counts)
     if not deviations.any():
-        return 1
+        return 0  # `_cut_model` floors the scale at 1/16: all-zero deviations cost ~0 bits
     grid = np.unique(np.round(np.geomspace(1, CUT_SCALE * counts.sum(), 64)).astype(int))
     return int(min(grid, key=lambda q: _cauchy_bits(deviations, q / CUT_SCALE)))
 
@@ -256,9 +256,11 @@ def _header_bytes(header: Header) -> bytearray:
     for value in (header.dim, header.num_candidates, len(header.segments)):
         _put_varint(out, value)
     for segment in header.segments:
-        layout = 2 * segment.layout_q + LAYOUTS.index(segment.layout)
-        extra = [segment.base_chunks] if segment.layout == "split" else []
-        for value in [len(segment.counts), segment.kl_q, segment.sd_q, layout, *extra]:
+        values = [len(segment.counts), segment.kl_q, segment.sd_q]
+        if len(segment.counts) > 1:  # one chunk needs no layout (`plan_layout` makes it "cuts")
+            values.append(2 * segment.layout_q + LAYOUTS.index(segment.layout))
+            values += [segment.base_chunks] if segment.layout == "split" else []
+        for value in values:
             _put_varint(out, int(value))
     return out
 
@@ -331,7 +333,9 @@ def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
         num_chunks, pos = _get_varint(data, pos, end)
         kl_q, pos = _get_varint(data, pos, end)
         sd_q, pos = _get_varint(data, pos, end)
-        layout, pos = _get_varint(data, pos, end)
+        layout = 0
+        if num_chunks > 1:
+            layout, pos = _get_varint(data, pos, end)
         mode, layout_q = layout & 1, layout >> 1
         base_chunks = num_chunks
         if mode:

@@ -27,6 +27,9 @@ class EncodeInfo(NamedTuple):
       stored.
     - `header_bits`: everything else (header fields and CRC32), in bits.
     - `num_chunks`: the number of chunks C.
+    - `layout`: how the chunks were laid out (`_plan.plan_layout`): "cuts" (KL-balanced cuts,
+      sent as width changes) or "split" (equal widths, halved where the truncation risk is
+      high, sent as split flags); the encoder keeps the one of lower estimated payload.
     - `chunk_dims`: the number of dimensions in each chunk (contiguous, in order), shape `(C,)`.
     - `chunk_kl_bits`: the KL of each chunk in bits, shape `(C,)`.
     - `chunk_log2_weight`: log2 w = log2 q/p of each chunk's selected candidate, shape `(C,)`;
@@ -42,6 +45,7 @@ class EncodeInfo(NamedTuple):
     payload_bits: int
     header_bits: int
     num_chunks: int
+    layout: str
     chunk_dims: np.ndarray
     chunk_kl_bits: np.ndarray
     chunk_log2_weight: np.ndarray
@@ -68,8 +72,10 @@ def encode(
 ) -> bytes | tuple[bytes, EncodeInfo]:
     """Sends one sample of q = N(μ_q, diag σ_q²) to a decoder that knows only p and the key.
 
-    The exact per-dimension KL (`gaussian_kl_bits`) is split into C contiguous chunks of about
-    `chunk_bits` each (`chunk_counts`). In each chunk the encoder draws N candidates z_j ~ p from
+    The exact per-dimension KL (`gaussian_kl_bits`) is split into contiguous chunks of about
+    `chunk_bits` each: KL-balanced cuts (`chunk_counts`), or equal widths halved wherever a
+    chunk's truncation risk exceeds that of a k-bit mean shift, whichever is estimated to cost
+    fewer bits (`EncodeInfo.layout`). In each chunk the encoder draws N candidates z_j ~ p from
     the shared key and arrival times T_j = Σ_{i≤j} E_i, E_i ~ Exp(1), from its own key-derived
     randomness, and sends the index of (Li & El Gamal 2018, THEORY §10)
 
@@ -83,7 +89,8 @@ def encode(
     1 bit/dim; k = 6, N = 2^16 is 3x faster, as unbiased (0.142 ± 0.040, p = 0.020) but
     costs 1.457 × KL. The indices are range-coded
     (constriction) under the PFR index law of `_index_model` (ln T_J = ln S + ln w(z_J), with S
-    ~ Exp(1) independent of z_J ~ q), whose parameters and the chunk layout go in the header.
+    ~ Exp(1) independent of z_J ~ q), whose parameters go in the header; the layout follows the
+    indices in the range-coded block.
 
     **Arguments:**
 
@@ -140,6 +147,7 @@ def encode(
         payload_bits=8 * payload_bytes,
         header_bits=8 * (len(data) - payload_bytes),
         num_chunks=len(segment.counts),
+        layout=segment.layout,
         chunk_dims=segment.counts,
         chunk_kl_bits=message.chunk_kl_bits,
         chunk_log2_weight=message.chunk_log2_weight,

@@ -68,4 +68,6 @@ def plan_layout(
     counts = split_counts(dim, min(base, dim), too_risky)
     split_q = split_probability_q(np.array(flags, dtype=bool))
     split, split_bits = _segment("split", split_q, min(base, dim), counts, kl_bits, var)
+    if len(counts) == 1:  # one chunk either way; the header stores no layout for it
+        return balanced
     return split if split_bits < balanced_bits else balanced
