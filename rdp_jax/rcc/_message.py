@@ -41,14 +41,25 @@ def _pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
-def _dim_maps(counts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """(padded width, chunk of each dimension, slot of each dimension within its chunk)."""
+def _dim_maps(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk of each dimension, slot of each dimension within its chunk)."""
     chunk_of_dim = np.repeat(np.arange(len(counts)), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot_of_dim = np.arange(int(counts.sum())) - starts[chunk_of_dim]
-    # Power-of-two width (at least 4): the candidate noise depends on it, and bucketing caps
-    # recompilation at a small cost for chunks of one or two dimensions.
-    return max(4, _pow2(int(counts.max()))), chunk_of_dim, slot_of_dim
+    return chunk_of_dim, np.arange(int(counts.sum())) - starts[chunk_of_dim]
+
+
+def chunk_widths(counts: np.ndarray) -> np.ndarray:
+    """Each chunk's padded width: the power of two ≥ max(4, its dimension count).
+
+    The candidate noise depends on it (`_pfr`), and each width is searched and regenerated in
+    its own calls, so a few wide chunks (low-KL stretches of a KL-balanced layout, or 9-dim
+    chunks among 8-dim ones) do not widen the others; bucketing caps the compilations.
+    """
+    return np.array([max(4, _pow2(int(c))) for c in counts], dtype=np.int64)
+
+
+def _padded(x: np.ndarray, multiple: int) -> np.ndarray:
+    return np.pad(x, (0, -len(x) % multiple))
 
 
 def regenerate(
@@ -56,28 +67,38 @@ def regenerate(
 ) -> Float[Array, " d"]:
     """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, identically in encoder and decoder.
 
-    Only the C chosen candidates are generated, `_CHUNKS_PER_CALL` chunks per call so that one
-    compilation per width serves every C; the affine map runs in NumPy (see `chosen_noise`).
+    Only the C chosen candidates are generated, per chunk width in calls of `_CHUNKS_PER_CALL`
+    chunks, so that one compilation per width serves every C; the affine map runs in NumPy (see
+    `chosen_noise`).
     """
-    width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
+    chunk_of_dim, slot_of_dim = _dim_maps(counts)
+    widths = chunk_widths(counts)
     cand_root, _ = jax.random.split(key)
-    padded = np.pad(indices, (0, -len(indices) % _CHUNKS_PER_CALL)).astype(np.uint32)
-    eps = np.concatenate(
-        [
-            np.asarray(
-                chosen_noise(
-                    cand_root,
-                    jnp.uint32(start),
-                    jnp.asarray(padded[start : start + _CHUNKS_PER_CALL]),
-                    width=width,
-                    dtype=p_mean.dtype,
+    eps = np.empty(chunk_of_dim.shape, dtype=p_mean.dtype)
+    rank = np.empty(len(counts), dtype=np.int64)
+    for width in np.unique(widths):
+        ids = np.flatnonzero(widths == width)
+        rank[ids] = np.arange(len(ids))
+        padded_ids = _padded(ids, _CHUNKS_PER_CALL).astype(np.uint32)
+        padded_indices = _padded(indices[ids], _CHUNKS_PER_CALL).astype(np.uint32)
+        noise = np.concatenate(
+            [
+                np.asarray(
+                    chosen_noise(
+                        cand_root,
+                        jnp.asarray(padded_ids[start : start + _CHUNKS_PER_CALL]),
+                        jnp.asarray(padded_indices[start : start + _CHUNKS_PER_CALL]),
+                        width=int(width),
+                        dtype=p_mean.dtype,
+                    )
                 )
-            )
-            for start in range(0, len(padded), _CHUNKS_PER_CALL)
-        ]
-    )
+                for start in range(0, len(padded_ids), _CHUNKS_PER_CALL)
+            ]
+        )
+        dims = np.flatnonzero(widths[chunk_of_dim] == width)
+        eps[dims] = noise[rank[chunk_of_dim[dims]], slot_of_dim[dims]]
     mean, std = np.asarray(p_mean), np.asarray(p_std)
-    return jnp.asarray(mean + std * eps[chunk_of_dim, slot_of_dim])
+    return jnp.asarray(mean + std * eps)
 
 
 def _warn_unreachable_tail(q_mean, q_std, p_mean, p_std) -> None:
@@ -117,46 +138,50 @@ def simulate(
     segment = plan_layout(*as64, kl, chunk_bits, num_candidates)
     counts = segment.counts
     num_chunks = len(counts)
-    width, chunk_of_dim, slot_of_dim = _dim_maps(counts)
+    chunk_of_dim, slot_of_dim = _dim_maps(counts)
     chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
+    widths = chunk_widths(counts)
 
     dtype = p_mean.dtype
-    # Padded per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
-    # Whole row blocks of the randomness layout (see `_pfr`); candidates past N are masked.
-    block = max(ROWS_PER_KEY, min(_pow2(num_candidates), _BLOCK_ELEMENTS // width))
-    # The group size does not depend on C, so one compilation per (N, width) serves every
-    # message; the padding chunks of the last group cost at most one call's candidates.
-    group = max(1, _STEP_ELEMENTS // (block * width))
-    rows = -(-num_chunks // group) * group
-    a = np.zeros((rows, width), dtype=dtype)
-    b = np.ones((rows, width), dtype=dtype)
     # Host-side NumPy: eager jnp arithmetic would compile a kernel for every new d.
     qm, qs, pm, ps = (np.asarray(x) for x in (q_mean, q_std, p_mean, p_std))
-    a[chunk_of_dim, slot_of_dim] = (pm - qm) / qs
-    b[chunk_of_dim, slot_of_dim] = ps / qs
     cand_root, time_root = jax.random.split(key)
     # Groups are dealt round-robin over the local devices and dispatched asynchronously, so
     # several devices (GPUs, or CPU cores exposed with JAX_NUM_CPU_DEVICES) search at once.
     devices = jax.local_devices()
-    found = [
-        search_chunks(
-            cand_root,
-            time_root,
-            *jax.device_put(
-                (
-                    np.arange(start, start + group, dtype=np.uint32),
-                    a[start : start + group],
-                    b[start : start + group],
-                ),
-                devices[(start // group) % len(devices)],
-            ),
-            num_candidates=num_candidates,
-            block=block,
-            ordered=algorithm == "orc",
-        )
-        for start in range(0, rows, group)
-    ]
-    indices = np.concatenate([np.asarray(f[0]) for f in found])[:num_chunks].astype(np.int64)
-    logw = np.concatenate([np.asarray(f[1]) for f in found])[:num_chunks].astype(np.float64)
+    calls = []
+    for width in np.unique(widths).tolist():
+        ids = np.flatnonzero(widths == width)
+        # Whole row blocks of the randomness layout (see `_pfr`); candidates past N are masked.
+        block = max(ROWS_PER_KEY, min(_pow2(num_candidates), _BLOCK_ELEMENTS // width))
+        # The group size does not depend on C, so one compilation per (N, width) serves every
+        # message; the padding chunks of the last group cost at most one call's candidates.
+        group = max(1, _STEP_ELEMENTS // (block * width))
+        padded_ids = _padded(ids, group)
+        # Per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
+        a = np.zeros((len(padded_ids), width), dtype=dtype)
+        b = np.ones((len(padded_ids), width), dtype=dtype)
+        dims = np.flatnonzero(widths[chunk_of_dim] == width)
+        rows = np.searchsorted(ids, chunk_of_dim[dims])
+        a[rows, slot_of_dim[dims]] = (pm[dims] - qm[dims]) / qs[dims]
+        b[rows, slot_of_dim[dims]] = ps[dims] / qs[dims]
+        for start in range(0, len(padded_ids), group):
+            device = devices[len(calls) % len(devices)]
+            chunk_slice = slice(start, start + group)
+            inputs = (padded_ids[chunk_slice].astype(np.uint32), a[chunk_slice], b[chunk_slice])
+            found = search_chunks(
+                cand_root,
+                time_root,
+                *jax.device_put(inputs, device),
+                num_candidates=num_candidates,
+                block=block,
+                ordered=algorithm == "orc",
+            )
+            calls.append((ids[start : start + group], found))
+    indices = np.zeros(num_chunks, dtype=np.int64)
+    logw = np.zeros(num_chunks, dtype=np.float64)
+    for chunk_ids, (index, log_weight) in calls:
+        indices[chunk_ids] = np.asarray(index)[: len(chunk_ids)]
+        logw[chunk_ids] = np.asarray(log_weight)[: len(chunk_ids)]
     sample = regenerate(key, counts, indices, p_mean, p_std)
     return Message(segment, indices, sample, kl, chunk_kl, logw / math.log(2.0))

@@ -1,14 +1,15 @@
 """Truncated PFR per chunk (jitted, scanned over candidate blocks); the chosen candidates.
 
-Randomness layout (format version 3), for a root key `key`:
+Randomness layout (format version 4), for a root key `key`:
 
 - `cand_root, time_root = jax.random.split(key)`.
 - Candidate j of chunk c is row j mod R of the (R, width) standard-normal block
   `normal(fold_in(fold_in(cand_root, c), j // R), (R, width))`, R = `ROWS_PER_KEY` = 64, and
-  z = μ_p + σ_p ε on the chunk's dimensions (its first `n_c` entries; `width` is the padded chunk
-  width, which the decoder recomputes from the header's layout). One key per R candidates
-  rather than one per candidate saves two threefry hashes a candidate (1.6x candidates/s in
-  float32); the decoder regenerates only the chosen candidate's block, R rows.
+  z = μ_p + σ_p ε on the chunk's dimensions (its first `n_c` entries; `width` is the chunk's
+  padded width, the power of two ≥ max(4, n_c), which the decoder recomputes from the layout).
+  One key per R candidates rather than one per candidate saves two threefry hashes a candidate
+  (1.6x candidates/s in float32); the decoder regenerates only the chosen candidate's block,
+  R rows.
 - Arrival times of chunk c, scan step b: E = `exponential(fold_in(fold_in(time_root, c), b),
   (block,))`. PFR sums E cumulatively (a unit-rate Poisson process); ORC sums E_j / (N − j),
   the order statistics of N i.i.d. Exp(1) (Rényi's representation). They are the encoder's
@@ -109,15 +110,19 @@ def search_chunks(
 
 @functools.partial(jax.jit, static_argnames=("width", "dtype"))
 def chosen_noise(
-    cand_root: PRNGKeyArray, first: Int[Array, ""], indices: Int[Array, " c"], *, width: int, dtype
+    cand_root: PRNGKeyArray,
+    chunks: Int[Array, " c"],
+    indices: Int[Array, " c"],
+    *,
+    width: int,
+    dtype,
 ) -> Float[Array, "c width"]:
-    """The standard normal ε of the chosen candidates of chunks `first`, `first` + 1, ….
+    """The standard normal ε of candidate `indices[i]` of chunk `chunks[i]`, for each i.
 
     Only these C candidates are regenerated. The affine map z = μ_p + σ_p ε is applied by the
     caller in NumPy, whose separate IEEE multiply and add round the same way on every platform
     (an XLA fusion could contract them into an FMA on one build and not on another).
     """
-    chunks = first + jnp.arange(indices.shape[0], dtype=jnp.uint32)
 
     def one(c, j):
         rows = _noise_rows(jax.random.fold_in(cand_root, c), j // ROWS_PER_KEY, width, dtype)
