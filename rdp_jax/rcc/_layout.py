@@ -124,33 +124,32 @@ class TailBound:
         λ D_{1+λ} = λ \\ln\\frac{σ_p}{σ_q} + \\tfrac12 \\ln\\frac{σ_p^2}{σ_λ^2}
         + \\frac{λ(1+λ)(μ_q - μ_p)^2}{2 σ_λ^2}.
 
-    The q-mass where w exceeds N is what truncated PFR cannot sample, so this bounds a chunk's
-    truncation bias from above. It sees what the KL alone does not: when σ_q < σ_p, w is
-    bounded and a chunk can carry more KL at the same risk than an equal-variance mean shift.
-    Prefix sums over the dimensions make every chunk's bound O(len(grid)).
+    Truncated PFR under-samples q most where w exceeds N, so the bound on that q-mass is a
+    proxy for a chunk's truncation bias (a proxy, not a bound on the bias itself). It sees what
+    the KL alone does not: when σ_q < σ_p, w is bounded and a chunk can carry more KL at the
+    same risk than an equal-variance mean shift.
+    Each bound is computed from its chunk's dimensions on demand: O(width · grid) time and memory.
     """
 
     def __init__(self, q_mean, q_std, p_mean, p_std, num_candidates: int):
-        lam = _LAMBDAS[None, :]
-        var_q, var_p = (q_std**2)[:, None], (p_std**2)[:, None]
-        var_lam = (1.0 + lam) * var_p - lam * var_q
-        finite = var_lam > 0.0
-        safe = np.where(finite, var_lam, 1.0)
-        shift2 = ((q_mean - p_mean) ** 2)[:, None]
-        terms = (
-            lam * np.log(p_std / q_std)[:, None]
-            + 0.5 * np.log(var_p / safe)
-            + lam * (1.0 + lam) * shift2 / (2.0 * safe)
-        )
-        zero = np.zeros((1, _LAMBDAS.size))
-        self._terms = np.concatenate([zero, np.cumsum(np.where(finite, terms, 0.0), axis=0)])
-        self._infinite = np.concatenate([zero, np.cumsum(~finite, axis=0)])
+        self._q_mean, self._q_std, self._p_mean, self._p_std = q_mean, q_std, p_mean, p_std
         self._log_n = math.log(num_candidates)
 
     def log_bound(self, start: int, stop: int) -> float:
         """ln of the bound for the chunk of dimensions [start, stop) (≤ 0 is informative)."""
-        exponent = self._terms[stop] - self._terms[start] - _LAMBDAS * self._log_n
-        usable = self._infinite[stop] == self._infinite[start]
+        part = slice(start, stop)
+        lam = _LAMBDAS[None, :]
+        var_q, var_p = (self._q_std[part] ** 2)[:, None], (self._p_std[part] ** 2)[:, None]
+        var_lam = (1.0 + lam) * var_p - lam * var_q
+        usable = np.all(var_lam > 0.0, axis=0)
+        var_lam = np.where(var_lam > 0.0, var_lam, 1.0)
+        shift2 = ((self._q_mean[part] - self._p_mean[part]) ** 2)[:, None]
+        terms = (
+            lam * np.log(self._p_std[part] / self._q_std[part])[:, None]
+            + 0.5 * np.log(var_p / var_lam)
+            + lam * (1.0 + lam) * shift2 / (2.0 * var_lam)
+        )
+        exponent = np.sum(terms, axis=0) - _LAMBDAS * self._log_n
         return float(np.min(exponent[usable], initial=0.0))
 
 

@@ -65,11 +65,11 @@ def _codelength_bound() -> Measurement:
 
 @claim(
     "PFR codelength bound in the seed paper's channel, layout included",
-    "Li & El Gamal 2018 (SFRL); X_t = √ᾱ X + √(1−ᾱ) ε at 1 bit/dim, 256-dim messages",
+    "Li & El Gamal 2018 (SFRL); X_t = √ᾱ X + √(1−ᾱ) ε at 1 bit/dim, 64-dim messages",
     group="rcc",
 )
 def _codelength_bound_channel() -> Measurement:
-    return _codelength(lambda seed: _diffusion_channel(seed, 256))
+    return _codelength(lambda seed: _diffusion_channel(seed, 64))
 
 
 @claim(
