@@ -42,9 +42,11 @@ def _problem(seed: int, d: int, kl_bits: float, std_ratio: float = 1.0):
     std_ratio=st.sampled_from([1.0, 0.5, 1.3]),
     seed=st.integers(0, 2**31 - 1),
     algorithm=st.sampled_from(rcc.ALGORITHMS),
+    # At k = 2 the 64 candidates are generous, so risky chunks split (layout flags are coded).
+    chunk_bits=st.sampled_from([2.0, 8.0]),
 )
-def test_round_trip_bit_exact(d, kl, std_ratio, seed, algorithm):
-    _round_trip(d, kl, std_ratio, seed, f32=False, algorithm=algorithm)
+def test_round_trip_bit_exact(d, kl, std_ratio, seed, algorithm, chunk_bits):
+    _round_trip(d, kl, std_ratio, seed, f32=False, algorithm=algorithm, chunk_bits=chunk_bits)
 
 
 @pytest.mark.parametrize(("d", "kl", "algorithm"), [(1, 30.0, "pfr"), (40, 50.0, "orc")])
@@ -67,7 +69,7 @@ def test_float32_warns_when_q_is_out_of_reach():
         rcc.encode(jax.random.key(0), *near, num_candidates=_N_FAST)
 
 
-def _round_trip(d, kl, std_ratio, seed, f32, algorithm):
+def _round_trip(d, kl, std_ratio, seed, f32, algorithm, chunk_bits=8.0):
     q_mean, q_std, p_mean, p_std = _problem(seed, d, kl, std_ratio)
     if f32:
         q_mean, q_std, p_mean, p_std = (
@@ -81,7 +83,7 @@ def _round_trip(d, kl, std_ratio, seed, f32, algorithm):
         p_mean,
         p_std,
         algorithm=algorithm,
-        chunk_bits=8.0,
+        chunk_bits=chunk_bits,
         num_candidates=_N_FAST,
         return_info=True,
     )
@@ -319,7 +321,9 @@ def test_ten_thousand_round_trips():
         d = int(rng.integers(1, 129))
         args = _problem(trial, d, float(rng.uniform(0, 100)), float(rng.choice([1.0, 0.6, 1.4])))
         key = jax.random.key(trial)
-        data, info = rcc.encode(key, *args, num_candidates=64, return_info=True)
+        # k = 2 every other trial: with 64 candidates its risky chunks split (flags coded).
+        options = dict(num_candidates=64, chunk_bits=(8.0, 2.0)[trial % 2])
+        data, info = rcc.encode(key, *args, return_info=True, **options)
         x = rcc.decode(key, data, args[2], args[3])
         mismatches += np.asarray(x).tobytes() != np.asarray(info.sample).tobytes()
     assert mismatches == 0
