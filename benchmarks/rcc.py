@@ -205,6 +205,12 @@ def main():
         default="shift",
         help="message family of the --row rows (see _message)",
     )
+    parser.add_argument(
+        "--section",
+        choices=("frontier", "messages", "speed"),
+        action="append",
+        help="run only these sections (repeatable; default all)",
+    )
     args = parser.parse_args()
     if args.row:
         rows = [(alg, int(k), int(e)) for alg, k, e in args.row]
@@ -222,11 +228,15 @@ def main():
     if args.quick:
         rows = [("pfr", 6, 10), ("orc", 6, 10), ("pfr", 14, 2)]
     chunks = 300 if args.quick else args.chunks
-    _print_frontier(rows, chunks)
-    _print_frontier([("pfr", 8, 10)] if args.quick else _CHANNEL_ROWS, chunks, "channel")
-    _print_messages((64, 784) if args.quick else (64, 784, 2048))
-    _print_messages((784,) if args.quick else (784, 2048), "channel")
-    _print_speed()
+    sections = args.section or ("frontier", "messages", "speed")
+    if "frontier" in sections:
+        _print_frontier(rows, chunks)
+        _print_frontier([("pfr", 8, 10)] if args.quick else _CHANNEL_ROWS, chunks, "channel")
+    if "messages" in sections:
+        _print_messages((64, 784) if args.quick else (64, 784, 2048))
+        _print_messages((784,) if args.quick else (784, 2048), "channel")
+    if "speed" in sections:
+        _print_speed()
 
 
 if __name__ == "__main__":

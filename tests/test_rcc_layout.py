@@ -14,7 +14,7 @@ from helpers import diffusion_channel  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 from rdp_jax import rcc  # noqa: E402
-from rdp_jax.rcc._bitstream import Header, Segment, pack, unpack  # noqa: E402
+from rdp_jax.rcc._bitstream import Header, Segment, cut_scale_q, pack, unpack  # noqa: E402
 from rdp_jax.rcc._layout import (  # noqa: E402
     TailBound,
     balanced_cuts,
@@ -142,7 +142,7 @@ def test_layouts_survive_the_bitstream(d, c, answers, seed):
     cuts = np.diff(np.concatenate([[0], np.sort(rng.choice(d - 1, c - 1, replace=False)) + 1, [d]]))
     segments = (
         Segment(80, 40, "split", 1 + seed % 255 if len(split) > c else 0, c, split),
-        Segment(80, 40, "cuts", seed % 64, len(cuts), cuts),
+        Segment(80, 40, "cuts", cut_scale_q(cuts), len(cuts), cuts),
     )
     header = Header("float64", "pfr", True, d, 256, segments)
     indices = [rng.integers(0, 256, len(s.counts)) for s in segments]

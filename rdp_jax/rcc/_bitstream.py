@@ -16,7 +16,8 @@ per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of
                 (`_index_model.index_law`); then, if C > 1, 2·a + m with m the layout mode
                 and a its parameter, and for the split mode the base chunk count C₀:
                 m = 0, KL-balanced cuts: a = the Cauchy scale of the width changes
-                (1/16 dimension); m = 1, split: a = P(split) in 1/256 (0: no flags coded)
+                (1/16 dimension; 0: equal widths, none coded); m = 1, split: a = P(split)
+                in 1/256 (0: no chunk split, no flags coded)
 payload         one range-coded block: per segment, its C indices under its index law, then
                 its layout: for cuts, the changes from chunk to chunk of the width excess over
                 `balanced_cuts(d, C)` (C − 1 of them) under a quantised Cauchy law centred
@@ -122,13 +123,16 @@ def _split_flags(dim: int, segment: Segment) -> np.ndarray:
 
 
 def layout_symbols(dim: int, segment: Segment) -> np.ndarray:
-    """The symbols that code `segment`'s layout (none for split layouts with P(split) = 0)."""
-    if segment.layout == "cuts":
-        return _width_deviations(segment.counts).astype(np.int32)
-    flags = _split_flags(dim, segment)
-    if segment.layout_q == 0 and flags.any():
-        raise ValueError("encode: internal error: split flags with P(split) = 0.")
-    return flags if segment.layout_q else flags[:0]
+    """The symbols that code `segment`'s layout; none when its parameter is 0 (cuts: all
+    widths equal; split: no chunk split)."""
+    symbols = (
+        _width_deviations(segment.counts)
+        if segment.layout == "cuts"
+        else _split_flags(dim, segment)
+    ).astype(np.int32)
+    if segment.layout_q == 0 and symbols.any():
+        raise ValueError("encode: internal error: layout symbols with a zero layout parameter.")
+    return symbols if segment.layout_q else symbols[:0]
 
 
 def _cauchy_bits(deviations: np.ndarray, scale: float) -> float:
@@ -149,7 +153,7 @@ def cut_scale_q(counts: np.ndarray) -> int:
     in O(log) bits without making the zeros costly."""
     deviations = _width_deviations(counts)
     if not deviations.any():
-        return 0  # `_cut_model` floors the scale at 1/16: all-zero deviations cost ~0 bits
+        return 0  # equal widths: no deviation is coded
     grid = np.unique(np.round(np.geomspace(1, CUT_SCALE * counts.sum(), 64)).astype(int))
     return int(min(grid, key=lambda q: _cauchy_bits(deviations, q / CUT_SCALE)))
 
@@ -173,8 +177,18 @@ def _split_model(dim: int, segment: Segment):
 
 
 def layout_bits(dim: int, segment: Segment) -> float:
-    """The ideal codelength of `segment`'s layout in bits (the coder adds < 1 bit per block)."""
-    symbols = layout_symbols(dim, segment)
+    """What `segment`'s layout costs in bits: its header fields, and the ideal codelength of
+    its symbols (the range coder adds < 1 bit per block)."""
+    if len(segment.counts) == 1:
+        return 0.0
+    header = bytearray()
+    _put_varint(header, 2 * segment.layout_q + 1)
+    if segment.layout == "split":
+        _put_varint(header, segment.base_chunks)
+    return 8 * len(header) + _symbol_bits(layout_symbols(dim, segment), segment)
+
+
+def _symbol_bits(symbols: np.ndarray, segment: Segment) -> float:
     if not len(symbols):
         return 0.0
     if segment.layout == "split":
@@ -186,8 +200,8 @@ def layout_bits(dim: int, segment: Segment) -> float:
 def _decode_layout(decoder, dim: int, segment: Segment) -> np.ndarray:
     num_chunks = len(segment.counts)
     if segment.layout == "cuts":
-        deviations = np.zeros(0, dtype=np.int64)
-        if num_chunks > 1:
+        deviations = np.zeros(num_chunks - 1, dtype=np.int64)
+        if num_chunks > 1 and segment.layout_q:
             deviations = decoder.decode(_cut_model(dim, segment), num_chunks - 1)
         widths = np.diff(balanced_cuts(dim, num_chunks))
         widths[:-1] += np.cumsum(deviations, dtype=np.int64)
