@@ -1,11 +1,12 @@
 """The encoder's chunk layout: two candidate layouts, each costed, the cheaper one kept.
 
-KL-balanced cuts give every chunk about k bits but must send the cuts; when the KL per dimension
-varies from one dimension to the next (the seed paper's channel X_t = √ᾱ X + √(1−ᾱ) ε: the KL of a
-dimension grows with x²) the widths wander and cost ~3 bits per chunk. Equal-width chunks are
-free but their KLs spread; the split layout halves those whose truncation risk (`TailBound`)
-exceeds that of a k-bit equal-variance mean shift, the case the defaults are validated on, so no
-chunk is riskier than a validated one. Its flags cost little when few chunks split.
+KL-balanced cuts give every chunk about k bits but must send the cuts: cheap when the KL per
+dimension is uniform or piecewise constant, several bits per chunk when it varies from one
+dimension to the next (the seed paper's channel X_t = √ᾱ X + √(1−ᾱ) ε: the KL of a dimension
+grows with x²). Equal-width chunks are free but their KLs spread; the split layout halves those
+whose truncation risk (`TailBound`) exceeds that of a k-bit equal-variance mean shift, the case
+the defaults are validated on, so no chunk is riskier than a validated one. Its flags cost
+little when few chunks split.
 """
 
 import math
