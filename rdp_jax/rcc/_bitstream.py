@@ -182,10 +182,15 @@ def layout_bits(dim: int, segment: Segment) -> float:
     if len(segment.counts) == 1:
         return 0.0
     header = bytearray()
-    _put_varint(header, 2 * segment.layout_q + 1)
-    if segment.layout == "split":
-        _put_varint(header, segment.base_chunks)
+    for value in _layout_fields(segment):
+        _put_varint(header, value)
     return 8 * len(header) + _symbol_bits(layout_symbols(dim, segment), segment)
+
+
+def _layout_fields(segment: Segment) -> list[int]:
+    """The header varints of a layout of C > 1 chunks: 2·a + m, then C₀ for the split mode."""
+    fields = [2 * segment.layout_q + LAYOUTS.index(segment.layout)]
+    return fields + ([segment.base_chunks] if segment.layout == "split" else [])
 
 
 def _symbol_bits(symbols: np.ndarray, segment: Segment) -> float:
@@ -272,8 +277,7 @@ def _header_bytes(header: Header) -> bytearray:
     for segment in header.segments:
         values = [len(segment.counts), segment.kl_q, segment.sd_q]
         if len(segment.counts) > 1:  # one chunk needs no layout (`plan_layout` makes it "cuts")
-            values.append(2 * segment.layout_q + LAYOUTS.index(segment.layout))
-            values += [segment.base_chunks] if segment.layout == "split" else []
+            values += _layout_fields(segment)
         for value in values:
             _put_varint(out, int(value))
     return out
