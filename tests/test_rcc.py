@@ -6,6 +6,7 @@ jax.config.update("jax_enable_x64", True)
 
 import itertools  # noqa: E402
 import math  # noqa: E402
+import re  # noqa: E402
 import warnings  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
@@ -16,21 +17,25 @@ from helpers import diffusion_channel  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 from rdp_jax import rcc  # noqa: E402
-from rdp_jax.rcc._bitstream import unpack  # noqa: E402
+from rdp_jax.rcc._bitstream import MAGIC, unpack  # noqa: E402
+from rdp_jax.rcc._layout import TailBound, mean_shift_log_bound  # noqa: E402
+from rdp_jax.rcc._layout_code import max_extra  # noqa: E402
 
 # Small fixed N keeps the hypothesis tests fast; bias is not tested there, only exactness.
 _N_FAST = 64
 
 
-def _problem(seed: int, d: int, kl_bits: float, std_ratio: float = 1.0):
-    """q, p with KL(q‖p) = `kl_bits` exactly: a mean shift on top of the variance term."""
+def _problem(seed: int, d: int, kl_bits: float, std_ratio: float = 1.0, spread: bool = True):
+    """q, p with KL(q‖p) = `kl_bits` exactly: a mean shift on top of the variance term, along a
+    random direction (`spread`), which may concentrate it in a few dimensions, or along the
+    diagonal, which divides it equally."""
     rng = np.random.default_rng(seed)
     p_mean = rng.normal(size=d)
     p_std = np.exp(0.3 * rng.normal(size=d))
     q_std = p_std * std_ratio
     variance_bits = d * 0.5 * (std_ratio**2 - 1 - 2 * math.log(std_ratio)) / math.log(2)
     shift_nats = max(kl_bits - variance_bits, 0.0) * math.log(2)
-    direction = rng.normal(size=d)
+    direction = rng.normal(size=d) if spread else np.ones(d)
     direction /= np.linalg.norm(direction)
     q_mean = p_mean + p_std * direction * math.sqrt(2 * shift_nats)
     return q_mean, q_std, p_mean, p_std
@@ -76,24 +81,40 @@ def _round_trip(d, kl, std_ratio, seed, f32, algorithm, chunk_bits=8.0):
             x.astype(np.float32) for x in (q_mean, q_std, p_mean, p_std)
         )
     key = jax.random.key(seed)
-    data, info = rcc.encode(
-        key,
-        q_mean,
-        q_std,
-        p_mean,
-        p_std,
-        algorithm=algorithm,
-        chunk_bits=chunk_bits,
-        num_candidates=_N_FAST,
-        return_info=True,
-    )
+    try:
+        data, info = rcc.encode(
+            key,
+            q_mean,
+            q_std,
+            p_mean,
+            p_std,
+            algorithm=algorithm,
+            chunk_bits=chunk_bits,
+            num_candidates=_N_FAST,
+            return_info=True,
+        )
+    except ValueError as error:
+        _assert_refusal_is_justified(error, (q_mean, q_std, p_mean, p_std), chunk_bits, _N_FAST)
+        return
     x = rcc.decode(key, data, p_mean, p_std)
     assert x.dtype == (jnp.float32 if f32 else jnp.float64) == info.sample.dtype
     assert np.asarray(x).tobytes() == np.asarray(info.sample).tobytes()
     assert info.payload_bits + info.header_bits == 8 * len(data)
     assert info.num_chunks == len(info.indices) == len(info.chunk_kl_bits)
     np.testing.assert_allclose(info.chunk_kl_bits.sum(), info.kl_bits, rtol=1e-9, atol=1e-9)
-    assert np.all(info.indices < _N_FAST)
+    assert np.all(info.indices < info.chunk_candidates)
+    assert set(np.unique(info.chunk_candidates // _N_FAST).tolist()) <= {2**e for e in range(17)}
+
+
+def _assert_refusal_is_justified(error, args, chunk_bits, num_candidates):
+    """`encode` may refuse only a dimension that, alone and with the most candidates allowed,
+    is still riskier than a `chunk_bits` mean shift at `num_candidates` (`TailBound`)."""
+    found = re.match(r"encode: dimension (\d+) holds [\d.]+ bits of KL", str(error))
+    assert found, str(error)
+    dim = int(found.group(1))
+    alone = TailBound(*(np.asarray(a, np.float64)[dim : dim + 1] for a in args), num_candidates)
+    most = alone.log_bound(0, 1, max_extra(num_candidates))
+    assert most > mean_shift_log_bound(chunk_bits, num_candidates)
 
 
 def test_decode_with_raw_key_and_fresh_jit_cache():
@@ -139,19 +160,22 @@ def stream(request):
     return data, p_mean, p_std
 
 
+_BAD_STREAM = r"CRC32|version|flags|PRNG|header|truncated|corrupted|not an rdp-jax stream"
+
+
 def test_every_corrupted_byte_raises(stream):
     data, p_mean, p_std = stream
     for i in range(len(data)):
         bad = bytearray(data)
         bad[i] ^= 0x5A
-        with pytest.raises(ValueError, match=r"CRC32|version|flags|header|truncated|corrupted"):
+        with pytest.raises(ValueError, match=_BAD_STREAM):
             rcc.decode(jax.random.key(0), bytes(bad), p_mean, p_std)
 
 
 def test_every_truncation_raises(stream):
     data, p_mean, p_std = stream
     for n in range(len(data)):
-        with pytest.raises(ValueError, match=r"CRC32|truncated|version|header|corrupted"):
+        with pytest.raises(ValueError, match=_BAD_STREAM):
             rcc.decode(jax.random.key(0), data[:n], p_mean, p_std)
     with pytest.raises(ValueError, match="CRC32"):
         rcc.decode(jax.random.key(0), data + b"\0", p_mean, p_std)
@@ -161,7 +185,20 @@ def test_bad_version_raises(stream):
     data, p_mean, p_std = stream
     other = rcc.FORMAT_VERSION + 1
     with pytest.raises(ValueError, match=f"version {other}"):
-        rcc.decode(jax.random.key(0), bytes([other]) + data[1:], p_mean, p_std)
+        rcc.decode(jax.random.key(0), data[:2] + bytes([other]) + data[3:], p_mean, p_std)
+
+
+def test_random_bytes_are_not_a_stream():
+    # The magic number turns foreign bytes into one clear error, not a version or CRC complaint;
+    # the 2⁻¹⁶ of random strings that begin with it fail later checks instead.
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 2, 5, 40, 500):
+        blob = bytes(rng.integers(0, 256, n, dtype=np.uint8))
+        assert blob[:2] != MAGIC
+        with pytest.raises(ValueError, match="not an rdp-jax stream"):
+            rcc.decode(jax.random.key(0), blob, np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="not an rdp-jax stream"):
+        rcc.progressive_decode(jax.random.key(0), b"\x04\x01" + bytes(30), [1.0], None)
 
 
 def test_bad_arguments_raise(stream):
@@ -206,7 +243,7 @@ def test_codelength_bound(d, kl, k, n, algorithm):
     # For ORC the bound is checked empirically only: its rank J ≈ N(1 − e^{−T/N}) ≤ T for the
     # PFR-like time T of the same winner (see `_index_model`), so the PFR argument carries over
     # approximately, not as a proof.
-    args = _problem(4, d, kl)
+    args = _problem(4, d, kl, spread=False)
     options = dict(algorithm=algorithm, chunk_bits=k, num_candidates=n, return_info=True)
     infos = [rcc.encode(jax.random.key(s), *args, **options)[1] for s in range(100)]
     chunks = infos[0].num_chunks

@@ -14,13 +14,14 @@ from helpers import diffusion_channel  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 from rdp_jax import rcc  # noqa: E402
-from rdp_jax.rcc._bitstream import Header, Segment, cut_scale_q, pack, unpack  # noqa: E402
+from rdp_jax.rcc._bitstream import Header, Segment, pack, unpack  # noqa: E402
 from rdp_jax.rcc._layout import (  # noqa: E402
     TailBound,
     balanced_cuts,
     mean_shift_log_bound,
     split_counts,
 )
+from rdp_jax.rcc._layout_code import cut_scale_q  # noqa: E402
 from rdp_jax.rcc._plan import plan_layout  # noqa: E402
 
 _LN2 = math.log(2.0)
@@ -115,17 +116,21 @@ def test_uniform_kl_needs_no_layout_bits():
 
 def test_channel_splits_only_risky_chunks():
     # In the seed paper's channel the KL per dimension wanders: equal-width chunks with splits
-    # are chosen, and every chunk left whole is no riskier than the validated reference.
+    # are chosen, and every chunk, at its candidate count, is no riskier than the validated
+    # reference; single dimensions that cannot split get more candidates instead.
     args = diffusion_channel(4000)
     kl = rcc.gaussian_kl_bits(*args)
     segment = plan_layout(*args, kl, 8.0, 2**18)
     assert segment.layout == "split" and segment.layout_q > 0
     bound = TailBound(*args, 2**18)
-    ends = np.cumsum(segment.counts)
-    risks = [bound.log_bound(e - c, e) for e, c in zip(ends, segment.counts, strict=True)]
     limit = mean_shift_log_bound(8.0, 2**18)
-    assert all(r <= limit + 1e-9 or c == 1 for r, c in zip(risks, segment.counts, strict=True))
+    risks = bound.chunk_log_bounds(segment.counts, 0, segment.extra)
+    assert np.all(risks <= limit + 1e-9 * abs(limit))
+    assert np.all(segment.counts[segment.extra > 0] == 1)
     assert len(segment.counts) > segment.base_chunks
+    # and each boosted chunk was too risky at one fewer doubling
+    less = bound.chunk_log_bounds(segment.counts, 0, np.maximum(segment.extra - 1, 0))
+    assert np.all(less[segment.extra > 0] > limit)
 
 
 @given(
@@ -140,16 +145,22 @@ def test_layouts_survive_the_bitstream(d, c, answers, seed):
     split = split_counts(d, c, lambda start, stop: next(replies, False))
     rng = np.random.default_rng(seed)
     cuts = np.diff(np.concatenate([[0], np.sort(rng.choice(d - 1, c - 1, replace=False)) + 1, [d]]))
+
+    def exponents(n):  # some chunks boosted to 256·2^e candidates, e ≤ 2
+        return rng.integers(1, 3, n) * (rng.random(n) < 0.2)
+
+    split_q = 1 + seed % 255 if len(split) > c else 0
     segments = (
-        Segment(80, 40, "split", 1 + seed % 255 if len(split) > c else 0, c, split),
-        Segment(80, 40, "cuts", cut_scale_q(cuts), len(cuts), cuts),
+        Segment(80, 40, "split", split_q, c, split, exponents(len(split))),
+        Segment(80, 40, "cuts", cut_scale_q(cuts), len(cuts), cuts, exponents(len(cuts))),
     )
     header = Header("float64", "pfr", True, d, 256, segments)
-    indices = [rng.integers(0, 256, len(s.counts)) for s in segments]
+    indices = [rng.integers(0, 256 << s.extra) for s in segments]
     data, _ = pack(header, indices, b"context")
     parsed, got = unpack(data)
     for want, have, i, j in zip(segments, parsed.segments, indices, got, strict=True):
         # A single chunk has no layout to store: it reads back as "cuts".
         assert have.layout == (want.layout if len(want.counts) > 1 else "cuts")
         assert np.array_equal(have.counts, want.counts)
+        assert np.array_equal(have.extra, want.extra)
         assert np.array_equal(i, j)

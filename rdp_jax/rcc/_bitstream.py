@@ -1,40 +1,40 @@
-"""The byte format: header, range-coded indices and chunk layouts (constriction), CRC32.
+"""The byte format: magic, header, range-coded indices and layouts (constriction), CRC32.
 
 A stream carries S ≥ 1 *segments*, each one channel-simulated Gaussian message with its own
-chunk layout and index law: `encode` writes one, the progressive coder one per σ step. Layout of
-format version 4 (integers are unsigned LEB128 varints unless stated):
+chunk layout and index law: `encode` writes one, the progressive coder one per σ step. Every law
+is an integer table built from header integers (`_tables`), and the candidates follow
+`_candidates`, so a stream decodes to the same bits on every machine. Format version 5
+(integers are unsigned LEB128 varints unless stated):
 
 ==============  =============================================================================
 field           content
 ==============  =============================================================================
+magic           2 bytes, `MAGIC` ("RJ")
 version         1 byte, `FORMAT_VERSION`
 flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (0 PFR, 1 ORC),
-                bit 3 progressive
+                bit 3 progressive, bits 4-5 the PRNG (0: Threefry-2x32 as `_candidates`
+                specifies), bit 6 set when some segment boosts candidate counts
 d, N, S         the dimension, the candidates per chunk, the number of segments
 per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of ln w per
                 chunk in 1/16 nat), the parameters of the index law
                 (`_index_model.index_law`); then, if C > 1, 2·a + m with m the layout mode
-                and a its parameter, and for the split mode the base chunk count C₀:
-                m = 0, KL-balanced cuts: a = the Cauchy scale of the width changes
-                (1/16 dimension; 0: equal widths, none coded); m = 1, split: a = P(split)
-                in 1/256 (0: no chunk split, no flags coded)
-payload         one range-coded block: per segment, its C indices under its index law, then
-                its layout: for cuts, the changes from chunk to chunk of the width excess over
-                `balanced_cuts(d, C)` (C − 1 of them) under a quantised Cauchy law centred
-                on 0 (free when the KL per dimension is uniform); for split, the Bernoulli flags of
-                `split_counts(d, C₀, ·)` in its visiting order. The block is cut to the
+                and a its parameter, and for the split mode the base chunk count C₀
+                (`_layout_code`); then, if flag bit 6 is set, B, the boosted chunk count
+payload         one range-coded block: per segment, the chunks' candidate-count exponents
+                (if B > 0), the C indices, chunk c's under the index law of N·2^(e_c)
+                candidates, then the layout symbols (`_layout_code`). The block is cut to the
                 shortest byte string that still decodes to the same symbols when zero-padded
                 (checked by decoding it), which saves the ~15 bits a sealed range coder
                 spends on its final word.
 crc             4 bytes big-endian: CRC32 of everything above, seeded with the CRC32 of the
                 decoder's context (the key data, the bytes of the prior, and for progressive
-                streams the decoded sample) and of the index-law tables. A corrupted or
-                truncated stream, a wrong key, prior or score model, or a decoder whose model
-                tables differ in any bit all fail this check (unnoticed with probability 2⁻³²).
+                streams the σ grid and the score model's fingerprint) and of the digests of
+                every table the stream is coded with. A corrupted or truncated stream, a wrong
+                key, prior or score model, or a decoder whose tables differ in any bit all fail
+                this check (unnoticed with probability 2⁻³²).
 ==============  =============================================================================
 """
 
-import math
 import zlib
 from typing import NamedTuple
 
@@ -43,21 +43,35 @@ import numpy as np
 
 from rdp_jax.rcc._index_model import index_law
 from rdp_jax.rcc._layout import balanced_cuts, split_counts
+from rdp_jax.rcc._layout_code import (
+    LAYOUTS,
+    MAX_CANDIDATES,
+    MAX_CUT_SCALE,
+    SPLIT_SCALE,
+    cut_table,
+    deviation_bound,
+    extra_table,
+    max_extra,
+    split_flags,
+    split_table,
+    width_deviations,
+)
+from rdp_jax.rcc._tables import Table
 
-FORMAT_VERSION = 4
+MAGIC = b"RJ"
+FORMAT_VERSION = 5
 DTYPES = ("float32", "float64")
 ALGORITHMS = ("pfr", "orc")
-LAYOUTS = ("cuts", "split")
-CUT_SCALE = 16  # Cauchy scale of the cut-mode width deviations, 1/16 dimension
-SPLIT_SCALE = 256  # split probability, 1/256
-MAX_CANDIDATES = 2**22
+PRNGS = ("threefry2x32",)
+_FIXED = len(MAGIC) + 2  # magic, version, flags
 
 
 class Segment(NamedTuple):
-    """One message's index-law parameters and chunk layout (`counts` sums to d).
+    """One message's index-law parameters, chunk layout (`counts` sums to d) and the
+    candidate-count exponent of each chunk (`extra`: chunk c searches N·2^extra[c]).
 
-    `layout` is "cuts" (`layout_q`: the Cauchy scale of the width deviations in 1/16 dimension)
-    or "split" (`layout_q`: P(split) in 1/256, `base_chunks`: C₀); see the module docstring.
+    `layout` is "cuts" (`layout_q`: the cut law's scale in 1/16 dimension) or "split"
+    (`layout_q`: P(split) in 1/256, `base_chunks`: C₀); see `_layout_code`.
     """
 
     kl_q: int
@@ -66,6 +80,7 @@ class Segment(NamedTuple):
     layout_q: int
     base_chunks: int
     counts: np.ndarray
+    extra: np.ndarray
 
 
 class Header(NamedTuple):
@@ -99,81 +114,30 @@ def _get_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             return value, pos
 
 
-def _width_deviations(counts: np.ndarray) -> np.ndarray:
-    """Cut mode: how much each of the first C − 1 chunks deviates from the balanced width
-    (`balanced_cuts(d, C)`) more than its predecessor did. Slowly varying KL (smooth image
-    regions) makes most of them 0, and a uniform KL all of them."""
-    excess = counts - np.diff(balanced_cuts(int(counts.sum()), len(counts)))
-    return np.diff(excess[:-1], prepend=0)
+def layout_symbols(dim: int, segment: Segment) -> tuple[np.ndarray, Table | None]:
+    """The symbols that code `segment`'s layout and their table; none when its parameter is 0
+    (cuts: all widths equal; split: no chunk split)."""
+    if segment.layout == "cuts":
+        symbols = width_deviations(segment.counts)
+        bound = deviation_bound(dim)
+        if np.any(np.abs(symbols) > bound):
+            raise ValueError("encode: internal error: a width deviation is out of range.")
+        symbols, table = symbols + bound, cut_table(dim, max(segment.layout_q, 1))
+        zero = bound
+    else:
+        symbols = split_flags(dim, segment.base_chunks, segment.counts)
+        table, zero = split_table(max(segment.layout_q, 1)), 0
+    if segment.layout_q == 0:
+        if np.any(symbols != zero):
+            raise ValueError("encode: internal error: layout symbols with a zero parameter.")
+        return symbols[:0], None
+    return symbols.astype(np.int32), table
 
 
-def _split_flags(dim: int, segment: Segment) -> np.ndarray:
-    """Split mode: the answers that make `split_counts` rebuild `segment.counts`."""
-    ends = np.cumsum(segment.counts)
-    leaves = set(zip((ends - segment.counts).tolist(), ends.tolist(), strict=True))
-    flags = []
-
-    def answer(start: int, stop: int) -> bool:
-        flags.append((start, stop) not in leaves)
-        return flags[-1]
-
-    if not np.array_equal(split_counts(dim, segment.base_chunks, answer), segment.counts):
-        raise ValueError("encode: internal error: the chunk layout is not a split layout.")
-    return np.array(flags, dtype=np.int32)
-
-
-def layout_symbols(dim: int, segment: Segment) -> np.ndarray:
-    """The symbols that code `segment`'s layout; none when its parameter is 0 (cuts: all
-    widths equal; split: no chunk split)."""
-    symbols = (
-        _width_deviations(segment.counts)
-        if segment.layout == "cuts"
-        else _split_flags(dim, segment)
-    ).astype(np.int32)
-    if segment.layout_q == 0 and symbols.any():
-        raise ValueError("encode: internal error: layout symbols with a zero layout parameter.")
-    return symbols if segment.layout_q else symbols[:0]
-
-
-def _cauchy_bits(deviations: np.ndarray, scale: float) -> float:
-    """Σ −log2 P(x) under a Cauchy(0, scale) law quantised to the integers (truncation to [−d, d]
-    ignored). For |x| ≥ 1, atan((x+½)/s) − atan((x−½)/s) = atan(s / (s² + x² − ¼)) avoids the
-    cancellation of two angles near π/2."""
-    x2 = np.asarray(deviations, dtype=np.float64) ** 2
-    nonzero = x2 > 0.0
-    arg = scale / np.where(nonzero, scale * scale + x2 - 0.25, 1.0)
-    p = np.where(nonzero, np.arctan(arg), 2.0 * np.arctan(0.5 / scale)) / math.pi
-    return float(-np.sum(np.log2(p)))
-
-
-def cut_scale_q(counts: np.ndarray) -> int:
-    """The Cauchy scale of the cut mode, in 1/16 dimension, that codes `_width_deviations` in
-    the fewest bits (a grid search). Cauchy, not Laplace: deviations are mostly 0 with a few
-    large ones where the KL per dimension jumps (region edges), and a heavy tail pays for those
-    in O(log) bits without making the zeros costly."""
-    deviations = _width_deviations(counts)
-    if not deviations.any():
-        return 0  # equal widths: no deviation is coded
-    grid = np.unique(np.round(np.geomspace(1, CUT_SCALE * counts.sum(), 64)).astype(int))
-    return int(min(grid, key=lambda q: _cauchy_bits(deviations, q / CUT_SCALE)))
-
-
-def split_probability_q(flags: np.ndarray) -> int:
-    """P(split) of the split mode in 1/256, in [1, 255] when any flag is set, else 0."""
-    if not flags.any():
-        return 0
-    return int(np.clip(round(SPLIT_SCALE * float(np.mean(flags))), 1, SPLIT_SCALE - 1))
-
-
-def _cut_model(dim: int, segment: Segment):
-    """The quantised Cauchy law of the width deviations on [−d, d], centred on 0."""
-    scale = max(segment.layout_q, 1) / CUT_SCALE
-    return constriction.stream.model.QuantizedCauchy(-dim, dim, 0.0, scale)
-
-
-def _split_model(dim: int, segment: Segment):
-    """The Bernoulli law of the split flags (`dim` unused: the signature of `_cut_model`)."""
-    return constriction.stream.model.Bernoulli(segment.layout_q / SPLIT_SCALE, perfect=False)
+def layout_fields(segment: Segment) -> list[int]:
+    """The header varints of a layout of C > 1 chunks: 2·a + m, then C₀ for the split mode."""
+    fields = [2 * segment.layout_q + LAYOUTS.index(segment.layout)]
+    return fields + ([segment.base_chunks] if segment.layout == "split" else [])
 
 
 def layout_bits(dim: int, segment: Segment) -> float:
@@ -182,24 +146,37 @@ def layout_bits(dim: int, segment: Segment) -> float:
     if len(segment.counts) == 1:
         return 0.0
     header = bytearray()
-    for value in _layout_fields(segment):
+    for value in layout_fields(segment):
         _put_varint(header, value)
-    return 8 * len(header) + _symbol_bits(layout_symbols(dim, segment), segment)
+    symbols, table = layout_symbols(dim, segment)
+    return 8 * len(header) + (table.bits(symbols) if table is not None else 0.0)
 
 
-def _layout_fields(segment: Segment) -> list[int]:
-    """The header varints of a layout of C > 1 chunks: 2·a + m, then C₀ for the split mode."""
-    fields = [2 * segment.layout_q + LAYOUTS.index(segment.layout)]
-    return fields + ([segment.base_chunks] if segment.layout == "split" else [])
+def _boosted(segment: Segment) -> int:
+    return int(np.count_nonzero(segment.extra))
 
 
-def _symbol_bits(symbols: np.ndarray, segment: Segment) -> float:
-    if not len(symbols):
-        return 0.0
-    if segment.layout == "split":
-        p = segment.layout_q / SPLIT_SCALE
-        return float(-np.sum(np.where(symbols, np.log2(p), np.log2(1.0 - p))))
-    return _cauchy_bits(symbols, max(segment.layout_q, 1) / CUT_SCALE)
+def _index_runs(header: Header, segment: Segment):
+    """(first chunk, end chunk, index table) of each run of chunks with one candidate count."""
+    starts = np.flatnonzero(np.diff(segment.extra, prepend=-1))
+    ends = np.append(starts[1:], len(segment.extra))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        count = header.num_candidates << int(segment.extra[start])
+        yield start, end, index_law(count, segment.kl_q, segment.sd_q, header.algorithm)
+
+
+def _tables(header: Header, segment: Segment) -> list[Table]:
+    """Every table `segment` is coded with, in a fixed order (their digests seed the CRC)."""
+    tables = [table for _, _, table in _index_runs(header, segment)]
+    if _boosted(segment):
+        tables.insert(0, extra_table(len(segment.counts), _boosted(segment), header.num_candidates))
+    if len(segment.counts) > 1 and segment.layout_q:
+        tables.append(
+            cut_table(header.dim, segment.layout_q)
+            if segment.layout == "cuts"
+            else split_table(segment.layout_q)
+        )
+    return tables
 
 
 def _decode_layout(decoder, dim: int, segment: Segment) -> np.ndarray:
@@ -207,29 +184,38 @@ def _decode_layout(decoder, dim: int, segment: Segment) -> np.ndarray:
     if segment.layout == "cuts":
         deviations = np.zeros(num_chunks - 1, dtype=np.int64)
         if num_chunks > 1 and segment.layout_q:
-            deviations = decoder.decode(_cut_model(dim, segment), num_chunks - 1)
+            bound = deviation_bound(dim)
+            symbols = decoder.decode(cut_table(dim, segment.layout_q).model, num_chunks - 1)
+            deviations = symbols.astype(np.int64) - bound
         widths = np.diff(balanced_cuts(dim, num_chunks))
         widths[:-1] += np.cumsum(deviations, dtype=np.int64)
         widths[-1] = dim - widths[:-1].sum()
         return widths
     if segment.layout_q == 0:
         return split_counts(dim, segment.base_chunks, lambda start, stop: False)
-    model = _split_model(dim, segment)
+    model = split_table(segment.layout_q).model
     return split_counts(dim, segment.base_chunks, lambda start, stop: bool(decoder.decode(model)))
 
 
-def _decode_block(block: bytes, header: Header) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each segment's C indices and chunk widths, from a zero-padded block."""
+def _decode_block(block: bytes, header: Header) -> list[Segment]:
+    """Each segment with its indices' exponents and chunk widths filled in, and the indices,
+    from a zero-padded block."""
     words = np.frombuffer(block + b"\0" * (-len(block) % 4), dtype=">u4").astype(np.uint32)
     out = []
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for segment in header.segments:
-            _, model, _ = index_law(
-                header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm
-            )
-            chosen = decoder.decode(model, len(segment.counts)).astype(np.int64)
-            out.append((chosen, _decode_layout(decoder, header.dim, segment).astype(np.int64)))
+            num_chunks = len(segment.counts)
+            extra = np.zeros(num_chunks, dtype=np.int64)
+            if _boosted(segment):
+                table = extra_table(num_chunks, _boosted(segment), header.num_candidates)
+                extra = decoder.decode(table.model, num_chunks).astype(np.int64)
+            segment = segment._replace(extra=extra)
+            chosen = np.empty(num_chunks, dtype=np.int64)
+            for start, end, table in _index_runs(header, segment):
+                chosen[start:end] = decoder.decode(table.model, end - start)
+            counts = _decode_layout(decoder, header.dim, segment).astype(np.int64)
+            out.append((segment._replace(counts=counts), chosen))
     except Exception as error:  # constriction signals malformed data with its own error types
         raise ValueError(
             f"decode: `data` is truncated or corrupted: its payload does not decode ({error})."
@@ -243,8 +229,10 @@ def _decodes_to(block: bytes, header: Header, indices: list[np.ndarray]) -> bool
     except ValueError:
         return False
     return all(
-        np.array_equal(chosen, want) and np.array_equal(counts, segment.counts)
-        for (chosen, counts), want, segment in zip(decoded, indices, header.segments, strict=True)
+        np.array_equal(chosen, want)
+        and np.array_equal(got.counts, segment.counts)
+        and np.array_equal(got.extra, segment.extra)
+        for (got, chosen), want, segment in zip(decoded, indices, header.segments, strict=True)
     )
 
 
@@ -266,36 +254,38 @@ def _shortest_block(block: bytes, header: Header, indices: list[np.ndarray]) -> 
 
 
 def _header_bytes(header: Header) -> bytearray:
+    boosts = any(_boosted(segment) for segment in header.segments)
     flags = (
         DTYPES.index(header.dtype)
         | ALGORITHMS.index(header.algorithm) << 1
         | int(header.progressive) << 3
+        | int(boosts) << 6
     )
-    out = bytearray([FORMAT_VERSION, flags])
+    out = bytearray(MAGIC + bytes([FORMAT_VERSION, flags]))
     for value in (header.dim, header.num_candidates, len(header.segments)):
         _put_varint(out, value)
     for segment in header.segments:
         values = [len(segment.counts), segment.kl_q, segment.sd_q]
         if len(segment.counts) > 1:  # one chunk needs no layout (`plan_layout` makes it "cuts")
-            values += _layout_fields(segment)
+            values += layout_fields(segment)
+        if boosts:
+            values.append(_boosted(segment))
         for value in values:
             _put_varint(out, int(value))
     return out
 
 
 def crc(stream: bytes, header: Header, context: bytes) -> bytes:
-    """CRC32 of `stream`, seeded with `context` and the digests of the index-law tables."""
+    """CRC32 of `stream`, seeded with `context` and the digests of the stream's tables."""
     seed = zlib.crc32(context)
     for segment in header.segments:
-        _, _, digest = index_law(
-            header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm
-        )
-        seed = zlib.crc32(digest.to_bytes(4, "big"), seed)
+        for table in _tables(header, segment):
+            seed = zlib.crc32(table.digest.to_bytes(4, "big"), seed)
     return zlib.crc32(stream, seed).to_bytes(4, "big")
 
 
 def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[bytes, int]:
-    """Serialises the header and each segment's indices and layout.
+    """Serialises the header and each segment's exponents, indices and layout.
 
     `context` is what the decoder must supply identically (key data, prior bytes, ...): it seeds
     the CRC and is not stored.
@@ -305,47 +295,24 @@ def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[byt
     out = _header_bytes(header)
     encoder = constriction.stream.queue.RangeEncoder()
     for segment, chosen in zip(header.segments, indices, strict=True):
-        _, model, _ = index_law(header.num_candidates, segment.kl_q, segment.sd_q, header.algorithm)
-        encoder.encode(np.asarray(chosen, dtype=np.int32), model)
-        symbols = layout_symbols(header.dim, segment)
-        if len(symbols):
-            layout_model = _cut_model if segment.layout == "cuts" else _split_model
-            encoder.encode(symbols, layout_model(header.dim, segment))
+        if _boosted(segment):
+            table = extra_table(len(segment.counts), _boosted(segment), header.num_candidates)
+            encoder.encode(segment.extra.astype(np.int32), table.model)
+        for start, end, table in _index_runs(header, segment):
+            encoder.encode(np.asarray(chosen[start:end], dtype=np.int32), table.model)
+        symbols, table = layout_symbols(header.dim, segment)
+        if table is not None:
+            encoder.encode(symbols, table.model)
     block = _shortest_block(encoder.get_compressed().astype(">u4").tobytes(), header, indices)
     out += block
     out += crc(bytes(out), header, context)
     return bytes(out), len(block)
 
 
-def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
-    """Parses a stream; returns the header (with each segment's chunk widths) and the indices.
-
-    The CRC is *not* checked here: its seed needs the decoder's context (`check_crc`).
-
-    **Raises:** `ValueError` for a stream that is not bytes, too short, of another format
-    version, or with an inconsistent header, payload or chunk layout.
-    """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ValueError(f"decode: `data` must be bytes; got {type(data).__name__}.")
-    data = bytes(data)
-    if len(data) < 2 + 6 + 4:
-        raise ValueError(f"decode: `data` is truncated ({len(data)} bytes).")
-    if data[0] != FORMAT_VERSION:
-        raise ValueError(
-            f"decode: unsupported format version {data[0]} in `data` (this build reads "
-            f"{FORMAT_VERSION})."
-        )
-    flags, end = data[1], len(data) - 4
-    if flags >> 4 or flags >> 1 & 0b11 >= len(ALGORITHMS):
-        raise ValueError(f"decode: `data` has unknown flags {flags:#04x}.")
-    pos = 2
-    dim, pos = _get_varint(data, pos, end)
-    num_candidates, pos = _get_varint(data, pos, end)
+def _read_segments(data: bytes, pos: int, end: int, dim: int, boosts: bool, num_candidates: int):
     num_segments, pos = _get_varint(data, pos, end)
-    if dim < 1 or not 2 <= num_candidates <= MAX_CANDIDATES or not 1 <= num_segments <= end:
-        raise ValueError(
-            "decode: `data` is corrupted (inconsistent header: d, N or segment count)."
-        )
+    if not 1 <= num_segments <= end:
+        raise ValueError("decode: `data` is corrupted (inconsistent header: segment count).")
     segments = []
     for _ in range(num_segments):
         num_chunks, pos = _get_varint(data, pos, end)
@@ -358,42 +325,72 @@ def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
         base_chunks = num_chunks
         if mode:
             base_chunks, pos = _get_varint(data, pos, end)
+        boosted = 0
+        if boosts:
+            boosted, pos = _get_varint(data, pos, end)
         if (
             not 1 <= base_chunks <= num_chunks <= dim
             or (mode and layout_q >= SPLIT_SCALE)
             or (mode and not layout_q and base_chunks != num_chunks)
+            or (not mode and layout_q > MAX_CUT_SCALE)
+            or boosted > num_chunks
+            or (boosted and not max_extra(num_candidates))
         ):
             raise ValueError("decode: `data` is corrupted (inconsistent header: chunk layout).")
-        segments.append(
-            Segment(
-                kl_q,
-                sd_q,
-                LAYOUTS[mode],
-                layout_q,
-                base_chunks,
-                np.zeros(num_chunks, dtype=np.int64),
-            )
+        # `extra` holds B nonzero placeholders until the payload gives the exponents.
+        extra = np.zeros(num_chunks, dtype=np.int64)
+        extra[:boosted] = 1
+        counts = np.zeros(num_chunks, dtype=np.int64)
+        segments.append(Segment(kl_q, sd_q, LAYOUTS[mode], layout_q, base_chunks, counts, extra))
+    return tuple(segments), pos
+
+
+def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
+    """Parses a stream; returns the header (with each segment's chunk widths and exponents) and
+    the indices.
+
+    The CRC is *not* checked here: its seed needs the decoder's context (`check_crc`).
+
+    **Raises:** `ValueError` for anything that is not bytes or not an rdp-jax stream, a stream
+    that is too short, of another format version or PRNG, or with an inconsistent header,
+    payload or chunk layout.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError(f"decode: `data` must be bytes; got {type(data).__name__}.")
+    data = bytes(data)
+    if data[: len(MAGIC)] != MAGIC[: len(data)] or len(data) < len(MAGIC):
+        raise ValueError("decode: `data` is not an rdp-jax stream (no magic number).")
+    if len(data) < _FIXED + 3 + 4:
+        raise ValueError(f"decode: `data` is truncated ({len(data)} bytes).")
+    if data[2] != FORMAT_VERSION:
+        raise ValueError(
+            f"decode: unsupported format version {data[2]} in `data` (this build reads "
+            f"{FORMAT_VERSION})."
         )
+    flags, end = data[3], len(data) - 4
+    if flags >> 7 or flags >> 1 & 0b11 >= len(ALGORITHMS):
+        raise ValueError(f"decode: `data` has unknown flags {flags:#04x}.")
+    if flags >> 4 & 0b11 >= len(PRNGS):
+        raise ValueError(f"decode: `data` uses an unknown PRNG (code {flags >> 4 & 0b11}).")
+    dim, pos = _get_varint(data, _FIXED, end)
+    num_candidates, pos = _get_varint(data, pos, end)
+    if dim < 1 or not 2 <= num_candidates <= MAX_CANDIDATES:
+        raise ValueError("decode: `data` is corrupted (inconsistent header: d or N).")
+    segments, pos = _read_segments(data, pos, end, dim, bool(flags >> 6 & 1), num_candidates)
     header = Header(
-        DTYPES[flags & 1],
-        ALGORITHMS[flags >> 1 & 0b11],
-        bool(flags >> 3),
-        dim,
-        num_candidates,
-        tuple(segments),
-    )
-    indices, filled = [], []
+        DTYPES[flags & 1], ALGORITHMS[flags >> 1 & 0b11], bool(flags >> 3 & 1), dim,
+        num_candidates, segments,
+    )  # fmt: skip
     decoded = _decode_block(data[pos:end], header)
-    for segment, (chosen, counts) in zip(segments, decoded, strict=True):
+    for segment, (got, _) in zip(segments, decoded, strict=True):
         if (
-            len(counts) != len(segment.counts)
-            or np.any(counts < 1)
-            or np.any(chosen >= num_candidates)
+            len(got.counts) != len(segment.counts)
+            or np.any(got.counts < 1)
+            or np.count_nonzero(got.extra) != _boosted(segment)
         ):
             raise ValueError("decode: `data` is corrupted (inconsistent chunk layout or index).")
-        indices.append(chosen)
-        filled.append(segment._replace(counts=counts))
-    return header._replace(segments=tuple(filled)), indices
+    filled = tuple(got for got, _ in decoded)
+    return header._replace(segments=filled), [chosen for _, chosen in decoded]
 
 
 def check_crc(data: bytes, header: Header, context: bytes) -> None:

@@ -7,15 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from rdp_jax.rcc._bitstream import (
-    Header,
-    check_crc,
-    pack,
-    unpack,
-)
+from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
+from rdp_jax.rcc._candidates import SEGMENT, derive
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._message import regenerate, simulate
-from rdp_jax.rcc._validate import as_key, coding_args, common_dtype, key_bytes, vector
+from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
 
 
 class EncodeInfo(NamedTuple):
@@ -36,7 +32,9 @@ class EncodeInfo(NamedTuple):
       E[chunk_kl_bits − chunk_log2_weight] is the truncation bias ("deficit", THEORY §10),
       0 for exact PFR.
     - `indices`: the selected candidate index of each chunk, shape `(C,)`.
-    - `index_bits`: the ideal codelength Σ −log2 P(index) under the index law; `payload_bits`
+    - `chunk_candidates`: the candidates each chunk searched, N or N·2^e for the chunks whose
+      truncation risk needed more (see `encode`), shape `(C,)`.
+    - `index_bits`: the ideal codelength Σ −log2 P(index) under the index laws; `payload_bits`
       exceeds it by the layout's codelength and the coder's termination (a few bits).
     """
 
@@ -50,12 +48,13 @@ class EncodeInfo(NamedTuple):
     chunk_kl_bits: np.ndarray
     chunk_log2_weight: np.ndarray
     indices: np.ndarray
+    chunk_candidates: np.ndarray
     index_bits: float
 
 
-def _context(key: PRNGKeyArray, p_mean: Array, p_std: Array) -> bytes:
+def _context(words: np.ndarray, p_mean: Array, p_std: Array) -> bytes:
     """What the decoder must hold identically to the encoder; it seeds the stream's CRC."""
-    return key_bytes(key) + np.asarray(p_mean).tobytes() + np.asarray(p_std).tobytes()
+    return canonical_bytes(words, p_mean, p_std)
 
 
 def encode(
@@ -95,6 +94,18 @@ def encode(
     ~ Exp(1) independent of z_J ~ q), whose parameters go in the header; the layout follows the
     indices in the range-coded block.
 
+    **Concentrated KL.** A chunk whose truncation risk (a Chernoff bound on P_q(w ≥ N), through
+    the Rényi divergence) still exceeds that of a k-bit mean shift at N — a single dimension
+    that cannot be split further — searches N·2^e candidates, with the smallest e that makes it
+    as safe; e is recorded in the stream (`EncodeInfo.chunk_candidates`). When not even 2^22
+    candidates suffice (an equal-variance mean shift beyond about 10.8 bits in one dimension
+    at the defaults, e.g. q = N(4, 1) against p = N(0, 1)), `encode` raises a `ValueError`
+    naming the dimension and its KL instead of returning a sample biased towards p.
+
+    **Portability.** The stream decodes to the same bits on every machine: the candidates are
+    specified to the bit (`_candidates`: Threefry-2x32 counters, and a normal quantile computed
+    from IEEE basic operations), and every probability table is integer (`_tables`).
+
     **Arguments:**
 
     - `key`: the key shared with the decoder (`jax.random.key` or `jax.random.PRNGKey`).
@@ -110,16 +121,17 @@ def encode(
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`. The same key and
     inputs always give the same bytes.
 
-    **Raises:** `ValueError` naming the argument for bad shapes, dtypes or values.
+    **Raises:** `ValueError` naming the argument for bad shapes, dtypes or values, a key that is
+    not a threefry2x32 key, and a dimension too far from p to be sampled without bias (above).
 
     **Warns:** `UserWarning` in float32 when q puts more than 10⁻³ of a dimension's mass beyond
-    μ_p ± 5.42 σ_p, which jax's float32 normals cannot reach (the sample would be biased).
+    μ_p ± 5.42 σ_p, which float32 candidates cannot reach (the sample would be biased).
     """
     where = "encode"
     algorithm, chunk_bits, num_candidates = coding_args(
         algorithm, chunk_bits, num_candidates, where
     )
-    key = as_key(key, where)
+    words = key_words(key, where)
     dtype = common_dtype(q_mean, q_std, p_mean, p_std, where=where)
     q_mean = vector(q_mean, "q_mean", dtype, None, where)
     dim = q_mean.shape[0]
@@ -128,7 +140,7 @@ def encode(
     p_std = vector(p_std, "p_std", dtype, dim, where, positive=True)
 
     message = simulate(
-        jax.random.fold_in(key, 0),
+        derive(words, 0, SEGMENT),
         q_mean,
         q_std,
         p_mean,
@@ -140,7 +152,7 @@ def encode(
     header = Header(
         jnp.dtype(dtype).name, algorithm, False, dim, num_candidates, (message.segment,)
     )
-    data, payload_bytes = pack(header, [message.indices], _context(key, p_mean, p_std))
+    data, payload_bytes = pack(header, [message.indices], _context(words, p_mean, p_std))
     if not return_info:
         return data
     segment = message.segment
@@ -155,8 +167,14 @@ def encode(
         chunk_kl_bits=message.chunk_kl_bits,
         chunk_log2_weight=message.chunk_log2_weight,
         indices=message.indices,
+        chunk_candidates=num_candidates << segment.extra,
         index_bits=index_bits(
-            message.indices, num_candidates, segment.kl_q, segment.sd_q, algorithm
+            message.indices,
+            segment.extra,
+            num_candidates,
+            segment.kl_q,
+            segment.sd_q,
+            algorithm,
         ),
     )
     return data, info
@@ -170,8 +188,9 @@ def decode(
 ) -> Float[Array, " d"]:
     """Rebuilds the encoder's sample from the stream, the shared key and p alone (never q).
 
-    Only the C chosen candidates are regenerated, with the same compiled function the encoder
-    used, so the result has the encoder's dtype and is bit-identical to `EncodeInfo.sample`.
+    Only the C chosen candidates are regenerated, in NumPy with IEEE basic operations only, so
+    the result has the encoder's dtype and is bit-identical to `EncodeInfo.sample` on any
+    machine (CPU features, CPU or GPU encoder, jitted or not, jax version).
 
     The stream's CRC is seeded with the key and the prior, so a wrong key or prior raises like a
     corrupted stream does (a mismatch goes unnoticed with probability 2⁻³²).
@@ -184,15 +203,15 @@ def decode(
 
     **Returns:** the sample, shape `(d,)`, in the dtype recorded in `data`.
 
-    **Raises:** `ValueError` for a truncated or corrupted stream, a wrong key or prior (CRC32
-    mismatch), a bad format version or inconsistent header, and for `p_mean`/`p_std` of the
-    wrong length or bad values.
+    **Raises:** `ValueError` for bytes that are not an rdp-jax stream, a truncated or corrupted
+    stream, a wrong key or prior (CRC32 mismatch), a bad format version or inconsistent header,
+    and for `p_mean`/`p_std` of the wrong length or bad values.
     """
     where = "decode"
     header, indices = unpack(data)
     if header.progressive:
         raise ValueError(f"{where}: `data` is a progressive stream; use `progressive_decode`.")
-    key = as_key(key, where)
+    words = key_words(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
     for name, x in (("p_mean", p_mean), ("p_std", p_std)):
@@ -203,7 +222,7 @@ def decode(
             )
     p_mean = vector(p_mean, "p_mean", header.dtype, header.dim, where)
     p_std = vector(p_std, "p_std", header.dtype, header.dim, where, positive=True)
-    check_crc(data, header, _context(key, p_mean, p_std))
+    check_crc(data, header, _context(words, p_mean, p_std))
     return regenerate(
-        jax.random.fold_in(key, 0), header.segments[0].counts, indices[0], p_mean, p_std
+        derive(words, 0, SEGMENT), header.segments[0].counts, indices[0], p_mean, p_std
     )

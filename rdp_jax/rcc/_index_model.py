@@ -24,24 +24,37 @@ times are, near 0, a unit-rate Poisson process, so N·E_J ≈ S·w(z_J) as above
 J ≈ N(1 − e^{−S·w/N}): the PFR law pushed through t ↦ N(1 − e^{−t/N}), i.e.
 P(J ≤ j) = F(ln(−N ln(1 − j/N))). It saturates at N instead of being cut off there.
 
-A 1 % admixture of the Zipf law of THEORY §10 bounds the cost of any mismatch
-(−log2 0.01 ≈ 6.6 bits above the Zipf codelength at worst). Against the Zipf law alone this saves
-0.07–0.10 bits per chunk at k = 6–8 (measured in `benchmarks/rcc.py`).
+A 1 % admixture of a Zipf law P(j) ∝ (1 + j)^(−s), s = 1 + 1/(k + e⁻¹ ln(e + 1)) (the index
+code of the PFR literature), bounds the cost of any mismatch (−log2 0.01 ≈ 6.6 bits above the
+Zipf codelength at worst). Against the Zipf law alone this saves 0.07–0.10 bits per chunk at
+k = 6–8 (measured in `benchmarks/rcc.py`).
+
+**The table is the same on every machine** (`_tables`): F is computed on a grid of 1/32 nat in
+ln t with `_portable_math`, quantised to integers (2⁻²⁴ in F's integrand, 2⁻²⁸ in the weights
+of L, whose integer sum is then exact), convolved in int64, and read at integer knots j
+(`_knots`) by integer interpolation; the Zipf part is likewise integer at the knots, and the
+mixture is quantised by `table_from_cumulative`. Within a knot interval the law is flat; the
+integer table and the float law it replaces (format v4, where constriction quantised a float
+table) agree to 10⁻⁵ in the CDF.
 """
 
 import functools
 import math
-import zlib
 
-import constriction
 import numpy as np
 from jaxtyping import Float
+
+from rdp_jax.rcc import _portable_math
+from rdp_jax.rcc._tables import Table, table_from_cumulative
 
 # Integer resolutions of the model parameters in the header.
 KL_SCALE = 16  # mean chunk KL, 1/16 bit
 SD_SCALE = 16  # standard deviation of ln w, 1/16 nat
-_GRID = 1.0 / 32.0  # nats: the convolution grid, fine against the sd ≥ 0 of ln w
-_ZIPF_WEIGHT = 0.01
+_STEPS_PER_NAT = 32  # the grid in ln t and L, fine against the sd ≥ 0 of ln w
+_ZIPF_PARTS = 100  # the Zipf law's share of the mixture is 1 part in 100
+_INTEGRAND_BITS = 24  # resolution of 1 − exp(−e^x)
+_WEIGHT_BITS = 28  # resolution of the weights of L; F ≤ 2^(24 + 28) fits int64
+_INTERP_BITS = 16  # resolution of the interpolation between grid points
 
 
 def log_weight_variance(
@@ -96,68 +109,97 @@ def expected_index_bits(chunk_kl_bits: np.ndarray, chunk_var: np.ndarray) -> flo
 
 
 def zipf_exponent(kl_q: int) -> float:
-    """s = 1 + 1/(k + e⁻¹ ln(e+1)) of THEORY §10, for the dequantised mean chunk KL k."""
-    return 1.0 + 1.0 / (kl_q / KL_SCALE + math.log(math.e + 1.0) / math.e)
+    """s = 1 + 1/(k + e⁻¹ ln(e+1)) for the dequantised mean chunk KL k (in `_portable_math`:
+    it shapes the table)."""
+    e = math.e
+    offset = float(_portable_math.log(np.float64(e + 1.0))) / e
+    return 1.0 + 1.0 / (kl_q / KL_SCALE + offset)
 
 
-def _log_time_cdf(u: np.ndarray, mean: float, sd: float) -> np.ndarray:
-    """F(u) = P(ln S + L ≤ u) for S ~ Exp(1), L ~ N(mean, sd²), by quadrature on a grid in L."""
-    if sd == 0.0:
-        levels, weights = np.array([mean]), np.ones(1)
+@functools.lru_cache(maxsize=8)
+def _knots(num_candidates: int) -> np.ndarray:
+    """0, 1, …, 63, then steps of ⌊min(j, N − j)/32⌋ (a relative step near 1/32, the grid's), up
+    to N: dense at both ends, since ORC's law piles up below N, where ranks saturate."""
+    knots = [0]
+    while knots[-1] < num_candidates:
+        step = max(1, min(knots[-1], num_candidates - knots[-1]) >> 5)
+        knots.append(min(num_candidates, knots[-1] + step))
+    return np.array(knots, dtype=np.int64)
+
+
+def _log_time_cdf(size: int, mean: float, sd: float) -> np.ndarray:
+    """F(n/32) for n < size, in units of 2^-52, exactly (int64): F(u) = P(ln S + L ≤ u) with
+    S ~ Exp(1) and L ~ N(mean, sd²) on the grid L = mean + k/32, |k| ≤ 9 sd · 32."""
+    half = math.ceil(9.0 * sd * _STEPS_PER_NAT)
+    offsets = np.arange(-half, half + 1, dtype=np.float64) / _STEPS_PER_NAT
+    if half:
+        density = _portable_math.exp(-0.5 * (offsets / sd) ** 2)
+        weights = np.rint(density / math.fsum(density) * 2.0**_WEIGHT_BITS).astype(np.int64)
     else:
-        levels = mean + np.arange(-9.0 * sd, 9.0 * sd + _GRID, _GRID)
-        weights = np.exp(-0.5 * ((levels - mean) / sd) ** 2)
-        weights /= weights.sum()
-    # Blocks of u keep the (u, L) matrix at a few MB.
-    out = np.empty_like(u)
-    for start in range(0, u.size, 512):
-        x = u[start : start + 512, None] - levels[None, :]
-        out[start : start + 512] = -np.expm1(-np.exp(np.minimum(x, 50.0))) @ weights
-    return out
+        weights = np.zeros(1, dtype=np.int64)
+    weights[half] += (1 << _WEIGHT_BITS) - int(weights.sum())  # an exact integer sum
+    # The integrand 1 − exp(−e^x) at x = t/32 − mean for every t the convolution needs.
+    x = np.arange(-half, size + half, dtype=np.float64) / _STEPS_PER_NAT - mean
+    integrand = _portable_math.one_minus_exp_neg(_portable_math.exp(np.clip(x, -700.0, 50.0)))
+    levels = np.rint(integrand * 2.0**_INTEGRAND_BITS).astype(np.int64)
+    return np.convolve(levels, weights)[2 * half : 2 * half + size]
 
 
-@functools.lru_cache(maxsize=32)
-def index_law(
-    num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr"
-) -> tuple[np.ndarray, object, int]:
-    """The index law on [0, N), its constriction model and a CRC32 digest of the table.
+@functools.lru_cache(maxsize=64)
+def index_law(num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr") -> Table:
+    """The index law on [0, N) as an integer table (`_tables.Table`), the same on every machine.
 
     **Arguments:** the candidate count N, the header's integer parameters (the mean chunk KL
     in 1/16 bit and the standard deviation of ln w in 1/16 nat) and the algorithm, "pfr" or
     "orc".
-
-    **Returns:** `(p, model, digest)`. `p` is float64 and sums to 1; `model` is a constriction
-    `Categorical` (`perfect=False`: a fast, deterministic quantisation of `p`); `digest` is folded
-    into the stream's CRC, so a decoder whose table differs in any bit rejects the stream instead
-    of decoding wrong indices.
     """
-    mean = kl_q / KL_SCALE * math.log(2.0)
-    sd = sd_q / SD_SCALE
-    # F is only needed at ln j (PFR) or the log rank-time (ORC) for 1 ≤ j ≤ N; F(ln 0) = 0.
-    j = np.arange(num_candidates + 1, dtype=np.float64)
+    knots = _knots(num_candidates)
+    inner = knots[1:-1].astype(np.float64)
+    n = float(num_candidates)
     if algorithm == "orc":
-        # Rank j ↔ time −N ln(1 − j/N) (infinite at j = N: the last rank takes the rest).
-        with np.errstate(divide="ignore"):
-            j = -num_candidates * np.log1p(-j / num_candidates)
-    top = j[-1] if algorithm == "pfr" else j[-2]
-    u = np.arange(0.0, math.log(top) + 2 * _GRID, _GRID)
-    cdf = _log_time_cdf(u, mean, sd)
-    with np.errstate(divide="ignore"):
-        at = np.interp(np.log(j), u, cdf, left=0.0, right=1.0)
-    at[0] = 0.0
-    law = np.diff(at)
-    law /= law.sum()
-    zipf = -zipf_exponent(kl_q) * np.log1p(np.arange(num_candidates, dtype=np.float64))
-    zipf = np.exp(zipf - zipf.max())
-    p = (1.0 - _ZIPF_WEIGHT) * law + _ZIPF_WEIGHT * zipf / zipf.sum()
-    p /= p.sum()
-    model = constriction.stream.model.Categorical(p, perfect=False)
-    return p, model, zlib.crc32(p.tobytes())
+        # Rank j ↔ time −N ln(1 − j/N) = N (ln N − ln(N − j)); the last rank takes the rest.
+        times = n * (_portable_math.log(np.float64(n)) - _portable_math.log(n - inner))
+        top = n * float(_portable_math.log(np.float64(n)))
+    else:
+        times, top = np.append(inner, n), n
+    position = _portable_math.log(times) * _STEPS_PER_NAT
+    size = math.floor(float(_portable_math.log(np.float64(top))) * _STEPS_PER_NAT) + 2
+    cdf = _log_time_cdf(size, kl_q / KL_SCALE * math.log(2.0), sd_q / SD_SCALE)
+    low = np.floor(position).astype(np.int64)
+    frac = np.floor((position - low) * 2.0**_INTERP_BITS).astype(np.int64)
+    main = [0] + [
+        int(cdf[i]) + ((int(cdf[i + 1]) - int(cdf[i])) * int(f) >> _INTERP_BITS)
+        for i, f in zip(low.tolist(), frac.tolist(), strict=True)
+    ]
+    if algorithm == "orc":
+        main.append(1 << (_INTEGRAND_BITS + _WEIGHT_BITS))
+    # Zipf mass of each knot interval by the midpoint rule (exact where the interval is 1 wide).
+    width = np.diff(knots).astype(np.float64)
+    middle = 1.0 + knots[:-1] + 0.5 * (width - 1.0)
+    zipf = width * _portable_math.exp(-zipf_exponent(kl_q) * _portable_math.log(middle))
+    zipf = np.rint(zipf / math.fsum(zipf) * 2.0**52).astype(np.int64)
+    zipf_cumulative = [0, *np.cumsum(zipf).tolist()]
+    main_total, zipf_total = main[-1], zipf_cumulative[-1]
+    if main_total == 0:  # a mean far beyond ln N: nothing of F below N is representable
+        main, main_total = zipf_cumulative, zipf_total
+    mixture = [
+        (_ZIPF_PARTS - 1) * m * zipf_total + z * main_total
+        for m, z in zip(main, zipf_cumulative, strict=True)
+    ]
+    return table_from_cumulative(knots, mixture, _ZIPF_PARTS * main_total * zipf_total)
 
 
 def index_bits(
-    indices: np.ndarray, num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr"
+    indices: np.ndarray,
+    extra: np.ndarray,
+    num_candidates: int,
+    kl_q: int,
+    sd_q: int,
+    algorithm: str = "pfr",
 ) -> float:
-    """The ideal codelength Σ −log2 P(j) of the indices under `index_law`, in bits."""
-    p, _, _ = index_law(num_candidates, kl_q, sd_q, algorithm)
-    return float(-np.sum(np.log2(p[indices])))
+    """The ideal codelength Σ −log2 P(j) of a segment's indices, chunk c's under the `index_law`
+    of N·2^extra[c] candidates, in bits."""
+    return sum(
+        index_law(num_candidates << e, kl_q, sd_q, algorithm).bits(indices[extra == e])
+        for e in np.unique(extra).tolist()
+    )

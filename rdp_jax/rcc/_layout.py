@@ -135,22 +135,47 @@ class TailBound:
         self._q_mean, self._q_std, self._p_mean, self._p_std = q_mean, q_std, p_mean, p_std
         self._log_n = math.log(num_candidates)
 
-    def log_bound(self, start: int, stop: int) -> float:
-        """ln of the bound for the chunk of dimensions [start, stop) (≤ 0 is informative)."""
-        part = slice(start, stop)
+    def log_bound(self, start: int, stop: int, extra: int = 0) -> float:
+        """ln of the bound for the chunk of dimensions [start, stop) with N·2^extra candidates
+        (≤ 0 is informative)."""
+        return float(self.chunk_log_bounds(np.array([stop - start]), start, extra)[0])
+
+    def chunk_log_bounds(
+        self, counts: np.ndarray, start: int = 0, extra: int | np.ndarray = 0
+    ) -> np.ndarray:
+        """`log_bound` of each of the contiguous chunks of `counts` dimensions from `start`, with
+        N·2^extra candidates (a scalar, or one per chunk), in batches of ~2¹⁴ dimensions."""
+        counts = np.asarray(counts, dtype=np.int64)
+        ends = start + np.cumsum(counts)
+        log_n = self._log_n + np.broadcast_to(np.asarray(extra) * _LN2, counts.shape)
+        out = np.empty(len(counts))
+        first = 0
+        while first < len(counts):
+            last = max(first + 1, int(np.searchsorted(ends, ends[first] - counts[first] + 2**14)))
+            part = slice(int(ends[first] - counts[first]), int(ends[last - 1]))
+            terms, usable = self._terms(part)
+            offsets = np.concatenate([[0], np.cumsum(counts[first:last])[:-1]])
+            exponent = np.add.reduceat(terms, offsets, axis=0)
+            exponent -= _LAMBDAS[None, :] * log_n[first:last, None]
+            ok = np.logical_and.reduceat(usable, offsets, axis=0)
+            out[first:last] = np.min(np.where(ok, exponent, 0.0), axis=1, initial=0.0)
+            first = last
+        return out
+
+    def _terms(self, part: slice) -> tuple[np.ndarray, np.ndarray]:
+        """λ D_{1+λ} of each dimension of `part` on the λ grid, and where σ_λ² > 0."""
         lam = _LAMBDAS[None, :]
         var_q, var_p = (self._q_std[part] ** 2)[:, None], (self._p_std[part] ** 2)[:, None]
         var_lam = (1.0 + lam) * var_p - lam * var_q
-        usable = np.all(var_lam > 0.0, axis=0)
-        var_lam = np.where(var_lam > 0.0, var_lam, 1.0)
+        usable = var_lam > 0.0
+        var_lam = np.where(usable, var_lam, 1.0)
         shift2 = ((self._q_mean[part] - self._p_mean[part]) ** 2)[:, None]
         terms = (
             lam * np.log(self._p_std[part] / self._q_std[part])[:, None]
             + 0.5 * np.log(var_p / var_lam)
             + lam * (1.0 + lam) * shift2 / (2.0 * var_lam)
         )
-        exponent = np.sum(terms, axis=0) - _LAMBDAS * self._log_n
-        return float(np.min(exponent[usable], initial=0.0))
+        return terms, usable
 
 
 def mean_shift_log_bound(chunk_bits: float, num_candidates: int) -> float:

@@ -8,21 +8,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.special
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
 from rdp_jax.rcc._bitstream import Segment
+from rdp_jax.rcc._candidates import (
+    CANDIDATES,
+    FLOAT32_REACH,
+    TIMES,
+    candidate_noise,
+    chunk_keys,
+)
 from rdp_jax.rcc._layout import gaussian_kl_bits
-from rdp_jax.rcc._pfr import ROWS_PER_KEY, chosen_noise, search_chunks
+from rdp_jax.rcc._pfr import search_chunks
 from rdp_jax.rcc._plan import plan_layout
 
 # Elements (candidates × padded width) per chunk per scan step, and per compiled call over a
 # group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
 _BLOCK_ELEMENTS = 2**16
 _STEP_ELEMENTS = 2**18
-_CHUNKS_PER_CALL = 64
-# jax's float32 normal is √2·erfinv(u) with u on a 2⁻²³ grid, so |ε| never exceeds ≈ 5.42 (the
-# maximum of 2²⁶ draws is 5.41998); q mass beyond μ_p ± 5.42 σ_p cannot be sampled in float32.
-_FLOAT32_REACH = 5.42
+_MIN_BLOCK = 64
 _UNREACHABLE_MASS = 1e-3
 
 
@@ -49,75 +53,60 @@ def _dim_maps(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chunk_widths(counts: np.ndarray) -> np.ndarray:
-    """Each chunk's padded width: the power of two ≥ max(4, its dimension count).
+    """Each chunk's padded width in the search: the power of two ≥ max(4, its dimension count).
 
-    The candidate noise depends on it (`_pfr`), and each width is searched and regenerated in
-    its own calls, so a few wide chunks (low-KL stretches of a KL-balanced layout, or 9-dim
-    chunks among 8-dim ones) do not widen the others; bucketing caps the compilations.
+    Each width is searched in its own calls, so a few wide chunks (low-KL stretches of a
+    KL-balanced layout, or 9-dim chunks among 8-dim ones) do not widen the others; bucketing caps
+    the compilations. The candidates do not depend on it (`_candidates`).
     """
     return np.array([max(4, _pow2(int(c))) for c in counts], dtype=np.int64)
 
 
 def _padded(x: np.ndarray, multiple: int) -> np.ndarray:
-    return np.pad(x, (0, -len(x) % multiple))
+    return np.pad(x, [(0, -len(x) % multiple)] + [(0, 0)] * (x.ndim - 1))
 
 
 def regenerate(
-    key: PRNGKeyArray, counts: np.ndarray, indices: np.ndarray, p_mean: Array, p_std: Array
+    segment_key: np.ndarray,
+    counts: np.ndarray,
+    indices: np.ndarray,
+    p_mean: np.ndarray,
+    p_std: np.ndarray,
 ) -> Float[Array, " d"]:
-    """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, identically in encoder and decoder.
+    """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, bit-identically on every machine.
 
-    Only the C chosen candidates are generated, per chunk width in calls of `_CHUNKS_PER_CALL`
-    chunks, so that one compilation per width serves every C; the affine map runs in NumPy (see
-    `chosen_noise`).
+    Only the C chosen candidates are generated, in NumPy (`_candidates.candidate_noise`); the
+    affine map is NumPy's separate IEEE multiply and add, which round the same way everywhere.
     """
     chunk_of_dim, slot_of_dim = _dim_maps(counts)
-    widths = chunk_widths(counts)
-    cand_root, _ = jax.random.split(key)
-    eps = np.empty(chunk_of_dim.shape, dtype=p_mean.dtype)
-    rank = np.empty(len(counts), dtype=np.int64)
-    for width in np.unique(widths):
-        ids = np.flatnonzero(widths == width)
-        rank[ids] = np.arange(len(ids))
-        padded_ids = _padded(ids, _CHUNKS_PER_CALL).astype(np.uint32)
-        padded_indices = _padded(indices[ids], _CHUNKS_PER_CALL).astype(np.uint32)
-        noise = np.concatenate(
-            [
-                np.asarray(
-                    chosen_noise(
-                        cand_root,
-                        jnp.asarray(padded_ids[start : start + _CHUNKS_PER_CALL]),
-                        jnp.asarray(padded_indices[start : start + _CHUNKS_PER_CALL]),
-                        width=int(width),
-                        dtype=p_mean.dtype,
-                    )
-                )
-                for start in range(0, len(padded_ids), _CHUNKS_PER_CALL)
-            ]
-        )
-        dims = np.flatnonzero(widths[chunk_of_dim] == width)
-        eps[dims] = noise[rank[chunk_of_dim[dims]], slot_of_dim[dims]]
+    keys = chunk_keys(segment_key, len(counts), CANDIDATES)
     mean, std = np.asarray(p_mean), np.asarray(p_std)
+    eps = candidate_noise(
+        keys[chunk_of_dim],
+        np.asarray(indices)[chunk_of_dim].astype(np.uint32),
+        slot_of_dim.astype(np.uint32),
+        mean.dtype,
+    )
     return jnp.asarray(mean + std * eps)
 
 
 def _warn_unreachable_tail(q_mean, q_std, p_mean, p_std) -> None:
     """Warns when float32 candidates cannot reach a part of q that matters (sample biased)."""
-    lo = (p_mean - _FLOAT32_REACH * p_std - q_mean) / q_std
-    hi = (p_mean + _FLOAT32_REACH * p_std - q_mean) / q_std
+    lo = (p_mean - FLOAT32_REACH * p_std - q_mean) / q_std
+    hi = (p_mean + FLOAT32_REACH * p_std - q_mean) / q_std
     mass = scipy.special.ndtr(lo) + scipy.special.ndtr(-hi)
     worst = int(np.argmax(mass))
     if mass[worst] > _UNREACHABLE_MASS:
         warnings.warn(
-            f"float32 candidates reach only |ε| ≤ {_FLOAT32_REACH} prior standard deviations, but "
-            f"q puts {mass[worst]:.1e} of its mass beyond that in dimension {worst}: the sample "
-            "is biased there. Encode in float64.",
+            f"float32 candidates reach only |ε| ≤ {FLOAT32_REACH:.2f} prior standard deviations, "
+            f"but q puts {mass[worst]:.1e} of its mass beyond that in dimension {worst}: the "
+            "sample is biased there. Encode in float64.",
             stacklevel=3,
         )
 
 
 def simulate(
-    key: PRNGKeyArray,
+    segment_key: np.ndarray,
     q_mean: Array,
     q_std: Array,
     p_mean: Array,
@@ -129,7 +118,7 @@ def simulate(
     """Lays out the chunks (`plan_layout`), runs truncated PFR on every chunk and regenerates the
     chosen sample.
 
-    Inputs are validated 1-D arrays of one dtype; see `encode` for the maths.
+    Inputs are validated 1-D arrays of one dtype and the segment's key words; see `encode`.
     """
     as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
     kl = gaussian_kl_bits(*as64)
@@ -141,19 +130,20 @@ def simulate(
     chunk_of_dim, slot_of_dim = _dim_maps(counts)
     chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
     widths = chunk_widths(counts)
+    candidate_keys = chunk_keys(segment_key, num_chunks, CANDIDATES)
+    time_keys = chunk_keys(segment_key, num_chunks, TIMES)
 
     dtype = p_mean.dtype
     # Host-side NumPy: eager jnp arithmetic would compile a kernel for every new d.
     qm, qs, pm, ps = (np.asarray(x) for x in (q_mean, q_std, p_mean, p_std))
-    cand_root, time_root = jax.random.split(key)
     # Groups are dealt round-robin over the local devices and dispatched asynchronously, so
     # several devices (GPUs, or CPU cores exposed with JAX_NUM_CPU_DEVICES) search at once.
     devices = jax.local_devices()
     calls = []
-    for width in np.unique(widths).tolist():
-        ids = np.flatnonzero(widths == width)
-        # Whole row blocks of the randomness layout (see `_pfr`); candidates past N are masked.
-        block = max(ROWS_PER_KEY, min(_pow2(num_candidates), _BLOCK_ELEMENTS // width))
+    for width, extra in sorted(set(zip(widths.tolist(), segment.extra.tolist(), strict=True))):
+        ids = np.flatnonzero((widths == width) & (segment.extra == extra))
+        count = num_candidates << extra
+        block = max(_MIN_BLOCK, min(_pow2(count), _BLOCK_ELEMENTS // width))
         # The group size does not depend on C, so one compilation per (N, width) serves every
         # message; the padding chunks of the last group cost at most one call's candidates.
         group = max(1, _STEP_ELEMENTS // (block * width))
@@ -161,19 +151,18 @@ def simulate(
         # Per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
         a = np.zeros((len(padded_ids), width), dtype=dtype)
         b = np.ones((len(padded_ids), width), dtype=dtype)
-        dims = np.flatnonzero(widths[chunk_of_dim] == width)
+        dims = np.flatnonzero(np.isin(chunk_of_dim, ids))
         rows = np.searchsorted(ids, chunk_of_dim[dims])
         a[rows, slot_of_dim[dims]] = (pm[dims] - qm[dims]) / qs[dims]
         b[rows, slot_of_dim[dims]] = ps[dims] / qs[dims]
+        keys = (_padded(candidate_keys[ids], group), _padded(time_keys[ids], group))
         for start in range(0, len(padded_ids), group):
             device = devices[len(calls) % len(devices)]
-            chunk_slice = slice(start, start + group)
-            inputs = (padded_ids[chunk_slice].astype(np.uint32), a[chunk_slice], b[chunk_slice])
+            part = slice(start, start + group)
+            inputs = (keys[0][part], keys[1][part], a[part], b[part])
             found = search_chunks(
-                cand_root,
-                time_root,
                 *jax.device_put(inputs, device),
-                num_candidates=num_candidates,
+                num_candidates=count,
                 block=block,
                 ordered=algorithm == "orc",
             )
@@ -183,5 +172,5 @@ def simulate(
     for chunk_ids, (index, log_weight) in calls:
         indices[chunk_ids] = np.asarray(index)[: len(chunk_ids)]
         logw[chunk_ids] = np.asarray(log_weight)[: len(chunk_ids)]
-    sample = regenerate(key, counts, indices, p_mean, p_std)
+    sample = regenerate(segment_key, counts, indices, p_mean, p_std)
     return Message(segment, indices, sample, kl, chunk_kl, logw / math.log(2.0))

@@ -1,4 +1,5 @@
-"""The encoder's chunk layout: two candidate layouts, each costed, the cheaper one kept.
+"""The encoder's chunk layout: two candidate layouts, each costed, the cheaper one kept; and the
+candidate count of each chunk.
 
 KL-balanced cuts give every chunk about k bits but must send the cuts: cheap when the KL per
 dimension is uniform or piecewise constant, several bits per chunk when it varies from one
@@ -7,35 +8,92 @@ grows with x²). Equal-width chunks are free but their KLs spread; the split lay
 whose truncation risk (`TailBound`) exceeds that of a k-bit equal-variance mean shift, the case
 the defaults are validated on, so no chunk is riskier than a validated one. Its flags cost
 little when few chunks split.
+
+A chunk that is still too risky — a single dimension that cannot be split, or a KL-balanced
+chunk whose variances make w heavy-tailed — searches N·2^e candidates instead, with the
+smallest e that brings its bound to the reference (`candidate_exponents`). When even 2²²
+candidates do not, `encode` refuses with a `ValueError` rather than return a biased sample.
 """
 
 import math
 
 import numpy as np
 
-from rdp_jax.rcc._bitstream import (
-    Segment,
-    cut_scale_q,
-    layout_bits,
-    split_probability_q,
-)
+from rdp_jax.rcc._bitstream import Segment, layout_bits
 from rdp_jax.rcc._index_model import expected_index_bits, law_parameters, log_weight_variance
 from rdp_jax.rcc._layout import TailBound, chunk_counts, mean_shift_log_bound, split_counts
+from rdp_jax.rcc._layout_code import (
+    MAX_CANDIDATES,
+    cut_scale_q,
+    deviation_bound,
+    extra_table,
+    max_extra,
+    split_probability_q,
+    width_deviations,
+)
 
 # Relative slack of the risk comparison: a chunk exactly as risky as the reference (a uniform
 # 1 bit/dim mean shift cut into k-bit chunks) must not split on round-off.
 _RISK_SLACK = 1e-9
 
 
-def _segment(layout, layout_q, base_chunks, counts, kl_bits, var) -> tuple[Segment, float]:
+def candidate_exponents(
+    bound: TailBound, counts: np.ndarray, limit: float, kl_bits: np.ndarray, num_candidates: int
+) -> np.ndarray:
+    """The smallest e ≥ 0 per chunk with `bound.log_bound` at N·2^e candidates ≤ `limit`.
+
+    **Raises:** `ValueError` naming the dimension of largest KL in a chunk that no e ≤
+    ⌊log2(2²²/N)⌋ makes safe.
+    """
+    extra = np.zeros(len(counts), dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    risky = np.flatnonzero(bound.chunk_log_bounds(counts) > limit)
+    for chunk in risky.tolist():
+        start, stop = int(starts[chunk]), int(starts[chunk] + counts[chunk])
+        exponent = next(
+            (
+                e
+                for e in range(1, max_extra(num_candidates) + 1)
+                if bound.log_bound(start, stop, e) <= limit
+            ),
+            None,
+        )
+        if exponent is None:
+            worst = start + int(np.argmax(kl_bits[start:stop]))
+            raise ValueError(
+                f"encode: dimension {worst} holds {kl_bits[worst]:.1f} bits of KL(q‖p), more "
+                f"than 2^{MAX_CANDIDATES.bit_length() - 1} candidates can sample without bias "
+                f"(its chunk of "
+                f"{stop - start} dimension(s) would be riskier than the reference, a k-bit mean "
+                "shift with N candidates); bring the prior closer to q there, or send it in "
+                "steps with `progressive_encode`."
+            )
+        extra[chunk] = exponent
+    return extra
+
+
+def _extra_bits(extra: np.ndarray, num_candidates: int) -> float:
+    """The exponents' codelength and their header field (one varint byte, at most a few)."""
+    boosted = int(np.count_nonzero(extra))
+    if not boosted:
+        return 0.0
+    return 8.0 + extra_table(len(extra), boosted, num_candidates).bits(extra)
+
+
+def _segment(layout, layout_q, base_chunks, counts, kl_bits, var, extra, num_candidates):
     """The segment of a layout and its estimated payload (index estimate + exact layout bits)."""
     chunk_of_dim = np.repeat(np.arange(len(counts)), counts)
     chunk_kl = np.bincount(chunk_of_dim, weights=kl_bits, minlength=len(counts))
     chunk_var = np.bincount(chunk_of_dim, weights=var, minlength=len(counts))
     kl_q, sd_q = law_parameters(chunk_kl, chunk_var)
-    segment = Segment(kl_q, sd_q, layout, layout_q, base_chunks, counts)
+    segment = Segment(kl_q, sd_q, layout, layout_q, base_chunks, counts, extra)
     dim = int(counts.sum())
-    return segment, expected_index_bits(chunk_kl, chunk_var) + layout_bits(dim, segment)
+    bits = (
+        expected_index_bits(chunk_kl, chunk_var)
+        + layout_bits(dim, segment)
+        + _extra_bits(extra, num_candidates)
+    )
+    return segment, bits
 
 
 def plan_layout(
@@ -47,15 +105,16 @@ def plan_layout(
     chunk_bits: float,
     num_candidates: int,
 ) -> Segment:
-    """The layout of lower estimated payload, KL-balanced cuts or split, as a `Segment`.
+    """The layout of lower estimated payload, KL-balanced cuts or split, as a `Segment` whose
+    chunks all carry a safe candidate count.
 
     **Arguments:** float64 NumPy q and p, the per-dimension KL in bits, k and N.
+
+    **Raises:** `ValueError` from `candidate_exponents` when some dimension cannot be sampled
+    without bias.
     """
     dim = kl_bits.shape[0]
     var = log_weight_variance(q_mean, q_std, p_mean, p_std)
-    cuts = chunk_counts(kl_bits, chunk_bits)
-    balanced, balanced_bits = _segment("cuts", cut_scale_q(cuts), len(cuts), cuts, kl_bits, var)
-
     bound = TailBound(q_mean, q_std, p_mean, p_std, num_candidates)
     limit = mean_shift_log_bound(chunk_bits, num_candidates)
     limit += _RISK_SLACK * max(1.0, abs(limit))
@@ -65,10 +124,23 @@ def plan_layout(
         flags.append(bound.log_bound(start, stop) > limit)
         return flags[-1]
 
-    base = max(1, math.ceil(float(np.sum(kl_bits)) / chunk_bits - 1e-9))
-    counts = split_counts(dim, min(base, dim), too_risky)
+    base = min(dim, max(1, math.ceil(float(np.sum(kl_bits)) / chunk_bits - 1e-9)))
+    counts = split_counts(dim, base, too_risky)
+    extra = candidate_exponents(bound, counts, limit, kl_bits, num_candidates)
     split_q = split_probability_q(np.array(flags, dtype=bool))
-    split, split_bits = _segment("split", split_q, min(base, dim), counts, kl_bits, var)
+    split, split_bits = _segment(
+        "split", split_q, base, counts, kl_bits, var, extra, num_candidates
+    )
     if len(counts) == 1:  # one chunk either way; the header stores no layout for it
-        return balanced
+        return split._replace(layout="cuts")
+    cuts = chunk_counts(kl_bits, chunk_bits)
+    if np.abs(width_deviations(cuts)).max(initial=0) > deviation_bound(dim):
+        return split
+    try:
+        extra = candidate_exponents(bound, cuts, limit, kl_bits, num_candidates)
+    except ValueError:  # a cut chunk holds more than one risky dimension; split has none
+        return split
+    balanced, balanced_bits = _segment(
+        "cuts", cut_scale_q(cuts), len(cuts), cuts, kl_bits, var, extra, num_candidates
+    )
     return split if split_bits < balanced_bits else balanced

@@ -9,7 +9,16 @@ posterior (the Brownian bridge of the VE process)
 
 against the model's reverse step p, the same with x replaced by the denoiser D(x_n, σ_n) of any
 score source. Each step is one segment of a single stream, so the whole trajectory costs one
-header and one CRC. With the exact denoiser the expected total KL tends to I(X; X_σtarget) as the
+header and one CRC.
+
+Nothing that steers decoding depends on the model's float outputs: chunk layouts, candidate
+counts and index laws come from the stream, and the candidates ε from the key. The model only
+moves each step's p, so a decoder whose model rounds differently (another CPU or a GPU, another
+batch size, jit or not) parses the stream and returns a sample that differs by that rounding
+alone. The CRC covers the stream, the key, the prior, the σ grid and the model's `fingerprint`
+(its definition and weights): a different model is rejected.
+
+With the exact denoiser the expected total KL tends to I(X; X_σtarget) as the
 grid is refined (`progressive_expected_kl_bits` gives it for a Gaussian).
 """
 
@@ -23,10 +32,11 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
+from rdp_jax.rcc._candidates import SEGMENT, derive
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._message import regenerate, simulate
-from rdp_jax.rcc._validate import as_key, coding_args, common_dtype, key_bytes, vector
-from rdp_jax.scores import ScoreSource
+from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
+from rdp_jax.scores import ScoreSource, fingerprint
 
 
 class ProgressiveInfo(NamedTuple):
@@ -85,9 +95,9 @@ def _reverse_step(model, x_n, sigma_n, sigma_next) -> tuple[Array, Array]:
     return jnp.asarray(mean.astype(dtype)), jnp.asarray(std)
 
 
-def _context(key, prior_mean, prior_std, grid, sample) -> bytes:
-    arrays = (prior_mean, prior_std, grid, sample)
-    return key_bytes(key) + b"".join(np.asarray(a).tobytes() for a in arrays)
+def _context(words, prior_mean, prior_std, grid, model) -> bytes:
+    """What the decoder must hold identically to the encoder; it seeds the stream's CRC."""
+    return canonical_bytes(words, prior_mean, prior_std, grid) + fingerprint(model)
 
 
 def progressive_encode(
@@ -124,7 +134,7 @@ def progressive_encode(
     algorithm, chunk_bits, num_candidates = coding_args(
         algorithm, chunk_bits, num_candidates, where
     )
-    key = as_key(key, where)
+    words = key_words(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
     grid = _grid(sigmas, dtype, where)
@@ -141,7 +151,7 @@ def progressive_encode(
             q_std = jnp.full_like(x, sigma * np.sqrt(1 - r))
             p_mean, p_std = _reverse_step(model, x_n, grid[step - 1], sigma)
         message = simulate(
-            jax.random.fold_in(key, step),
+            derive(words, step, SEGMENT),
             q_mean,
             q_std,
             p_mean,
@@ -155,7 +165,7 @@ def progressive_encode(
 
     segments = tuple(m.segment for m in messages)
     header = Header(jnp.dtype(dtype).name, algorithm, True, x.shape[0], num_candidates, segments)
-    context = _context(key, *first, grid, x_n)
+    context = _context(words, *first, grid, model)
     data, payload_bytes = pack(header, [m.indices for m in messages], context)
     if not return_info:
         return data
@@ -164,7 +174,14 @@ def progressive_encode(
         step_kl_bits=np.array([m.kl_bits.sum() for m in messages]),
         step_index_bits=np.array(
             [
-                index_bits(m.indices, num_candidates, m.segment.kl_q, m.segment.sd_q, algorithm)
+                index_bits(
+                    m.indices,
+                    m.segment.extra,
+                    num_candidates,
+                    m.segment.kl_q,
+                    m.segment.sd_q,
+                    algorithm,
+                )
                 for m in messages
             ]
         ),
@@ -187,22 +204,26 @@ def progressive_decode(
     prior_mean: Float[ArrayLike, " d"] | None = None,
     prior_std: Float[ArrayLike, " d"] | None = None,
 ) -> Float[Array, " d"]:
-    """Rebuilds x at σ_target bit-exactly, step by step, from the stream, key, grid and model.
+    """Rebuilds x at σ_target, step by step, from the stream, key, grid and model.
 
-    The result can go straight to `rdp_jax.decode(x_t, sigmas[-1], rho, model)`.
+    The result is bit-identical to `ProgressiveInfo.sample` when the model's outputs are (the
+    same computation on the same kind of machine); a model that rounds differently gives a
+    sample that differs by its rounding alone. It can go straight to
+    `rdp_jax.decode(x_t, sigmas[-1], rho, model)`.
 
     **Arguments:** as `progressive_encode`; `data` is its output.
 
     **Returns:** x at σ_target, shape `(d,)`, in the dtype recorded in `data`.
 
-    **Raises:** `ValueError` for a corrupted or truncated stream, or one encoded with another
-    key, grid, prior or model (the CRC covers the decoded sample), and for bad arguments.
+    **Raises:** `ValueError` for bytes that are not an rdp-jax stream, a corrupted or truncated
+    stream, or one encoded with another key, grid, prior or model (the CRC covers the model's
+    `fingerprint`), and for bad arguments.
     """
     where = "progressive_decode"
     header, indices = unpack(data)
     if not header.progressive:
         raise ValueError(f"{where}: `data` is a one-shot stream; use `rdp_jax.rcc.decode`.")
-    key = as_key(key, where)
+    words = key_words(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
     grid = _grid(sigmas, header.dtype, where)
@@ -212,12 +233,12 @@ def progressive_decode(
         )
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], header.dim, header.dtype, where)
     first = (p_mean, p_std)
+    check_crc(data, header, _context(words, *first, grid, model))
     x_n = None
     for step, (segment, chosen) in enumerate(zip(header.segments, indices, strict=True)):
         if step:
             p_mean, p_std = _reverse_step(model, x_n, grid[step - 1], grid[step])
-        x_n = regenerate(jax.random.fold_in(key, step), segment.counts, chosen, p_mean, p_std)
-    check_crc(data, header, _context(key, *first, grid, x_n))
+        x_n = regenerate(derive(words, step, SEGMENT), segment.counts, chosen, p_mean, p_std)
     return x_n
 
 

@@ -5,24 +5,35 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, PRNGKeyArray
+from jaxtyping import Array, ArrayLike
 
 from rdp_jax.rcc._bitstream import ALGORITHMS, MAX_CANDIDATES
 
 
-def as_key(key, where: str) -> PRNGKeyArray:
-    """Accepts a typed key (`jax.random.key`) or raw key data (`jax.random.PRNGKey`)."""
+def key_words(key, where: str) -> np.ndarray:
+    """The two uint32 words of a threefry key (`jax.random.key`, or raw `jax.random.PRNGKey`
+    data), from which `_candidates` derives all of a stream's randomness.
+
+    **Raises:** `ValueError` for anything else, keys of another PRNG implementation included:
+    streams record their PRNG, and only Threefry-2x32 is specified.
+    """
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
-        return key
-    if key.dtype != jnp.uint32 or key.ndim != 1:
-        raise ValueError(f"{where}: `key` must be a jax.random key; got {key.dtype}{key.shape}.")
-    try:
-        return jax.random.wrap_key_data(key)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: `key` has the wrong shape {key.shape} for a key.") from None
+        impl = str(jax.random.key_impl(key))
+        if "threefry" not in impl:
+            raise ValueError(
+                f"{where}: `key` must be a threefry2x32 key (streams specify their randomness "
+                f"through it); got a {impl} key."
+            )
+        key = jax.random.key_data(key)
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise ValueError(
+            f"{where}: `key` must be a jax.random key (threefry2x32, two uint32 words); got "
+            f"{key.dtype}{key.shape}."
+        )
+    return np.asarray(key, dtype=np.uint32)
 
 
 def vector(x: ArrayLike, name: str, dtype, dim: int | None, where: str, positive=False) -> Array:
@@ -57,6 +68,8 @@ def coding_args(algorithm, chunk_bits, num_candidates, where: str) -> tuple[str,
     return algorithm, float(chunk_bits), int(num_candidates)
 
 
-def key_bytes(key: PRNGKeyArray) -> bytes:
-    """The key's raw data, for seeding a stream's CRC."""
-    return np.asarray(jax.random.key_data(key), dtype=np.uint32).tobytes()
+def canonical_bytes(*arrays) -> bytes:
+    """The arrays' values as little-endian bytes of their own dtypes (key words, priors, σ
+    grids), for seeding a stream's CRC identically on machines of either byte order."""
+    arrays = [np.asarray(a) for a in arrays]
+    return b"".join(a.astype(a.dtype.newbyteorder("<")).tobytes() for a in arrays)
