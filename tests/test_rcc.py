@@ -109,7 +109,7 @@ def _round_trip(d, kl, std_ratio, seed, f32, algorithm, chunk_bits=8.0):
 def _assert_refusal_is_justified(error, args, chunk_bits, num_candidates):
     """`encode` may refuse only a dimension that, alone and with the most candidates allowed,
     is still riskier than a `chunk_bits` mean shift at `num_candidates` (`TailBound`)."""
-    found = re.match(r"encode: dimension (\d+) holds [\d.]+ bits of KL", str(error))
+    found = re.match(r"encode: dimension (\d+) cannot be sampled without bias", str(error))
     assert found, str(error)
     dim = int(found.group(1))
     alone = TailBound(*(np.asarray(a, np.float64)[dim : dim + 1] for a in args), num_candidates)

@@ -135,6 +135,10 @@ class TailBound:
         self._q_mean, self._q_std, self._p_mean, self._p_std = q_mean, q_std, p_mean, p_std
         self._log_n = math.log(num_candidates)
 
+    def std_ratio(self, dim: int) -> float:
+        """σ_q / σ_p of dimension `dim` (above 1, w = q/p is unbounded with a heavy tail)."""
+        return float(self._q_std[dim] / self._p_std[dim])
+
     def log_bound(self, start: int, stop: int, extra: int = 0) -> float:
         """ln of the bound for the chunk of dimensions [start, stop) with N·2^extra candidates
         (≤ 0 is informative)."""

@@ -59,17 +59,27 @@ def candidate_exponents(
             None,
         )
         if exponent is None:
-            worst = start + int(np.argmax(kl_bits[start:stop]))
-            raise ValueError(
-                f"encode: dimension {worst} holds {kl_bits[worst]:.1f} bits of KL(q‖p), more "
-                f"than 2^{MAX_CANDIDATES.bit_length() - 1} candidates can sample without bias "
-                f"(its chunk of "
-                f"{stop - start} dimension(s) would be riskier than the reference, a k-bit mean "
-                "shift with N candidates); bring the prior closer to q there, or send it in "
-                "steps with `progressive_encode`."
-            )
+            raise ValueError(_unreachable_message(bound, start, stop, kl_bits, num_candidates))
         extra[chunk] = exponent
     return extra
+
+
+def _unreachable_message(bound, start, stop, kl_bits, num_candidates) -> str:
+    worst = start + int(np.argmax(kl_bits[start:stop]))
+    ratio = bound.std_ratio(worst)
+    wider = (
+        f", and q is {ratio:.2f} times wider than p there (w = q/p has a heavy tail)"
+        if ratio > 1.0
+        else ""
+    )
+    return (
+        f"encode: dimension {worst} cannot be sampled without bias: it holds "
+        f"{kl_bits[worst]:.1f} bits of KL(q‖p){wider}, and even "
+        f"2^{MAX_CANDIDATES.bit_length() - 1} candidates leave its chunk of {stop - start} "
+        f"dimension(s) riskier than the reference, a k-bit mean shift with N = {num_candidates}"
+        " candidates. Bring the prior closer to q there, or send it in steps with "
+        "`progressive_encode`."
+    )
 
 
 def _extra_bits(extra: np.ndarray, num_candidates: int) -> float:

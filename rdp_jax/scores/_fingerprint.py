@@ -23,7 +23,8 @@ def fingerprint(model) -> bytes:
     dataclasses (every `equinox.Module`, static fields included) and other objects (flax NNX
     modules) by their class's qualified name and their public attributes; NNX variables by their
     value; functions by qualified name, with their closure variables and defaults (so a closure
-    over weights is covered); classes by qualified name.
+    over weights is covered); classes by qualified name. Module paths are left out, so that a
+    refactoring that moves a class keeps its streams decodable.
 
     Two models with the same fingerprint are the same definition with the same weights; any
     change of a weight, a layer size, an activation or a parametrization changes it (collisions
@@ -41,10 +42,11 @@ def fingerprint(model) -> bytes:
 
 
 def _name(obj) -> bytes:
-    """`module.qualname` of a class or function (of its class for other objects)."""
+    """The qualified name of a class or function (of its class for other objects). Not the
+    module: moving a class between modules must not orphan the streams coded against it."""
     if not hasattr(obj, "__qualname__"):
         obj = type(obj)
-    return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}".encode()
+    return obj.__qualname__.encode()
 
 
 def _feed(digest, obj, active: set) -> None:

@@ -155,9 +155,9 @@ def main():
     weights = spec(
         "mlp",
         np.float32,
-        w1=0.5 * rng.normal(size=(16, 5)),
+        w1=0.3 * rng.normal(size=(16, 5)),
         b1=0.1 * rng.normal(size=16),
-        w2=0.3 * rng.normal(size=(4, 16)),
+        w2=0.02 * rng.normal(size=(4, 16)),
     )
     grid = np.geomspace(8.0, 0.5, 5).astype(np.float32)
     x0 = rng.normal(size=4).astype(np.float32)
