@@ -5,7 +5,7 @@ Run: `python benchmarks/decoder.py` (add `--quick` for a smaller throughput batc
 1. Accuracy. 16-dim diagonal Gaussians with variances log-spaced over two decades [0.1, 10],
    σ ∈ {0.1, 0.3, 1, 3, 10}, ρ ∈ {0, 0.25, 0.5, 0.75, 1}. On a Gaussian the decoder is linear,
    so its gains are read off by decoding the basis vectors and its D is exact; the error is
-   the worst |D/D_closed - 1| over the 25 (σ, ρ) cases (THEORY §7 closed form).
+   the worst |D/D_closed - 1| over the 25 (σ, ρ) cases (maths §7 closed form).
 2. Throughput. 10,000 samples of a 64-dim Gaussian decoded at ρ = 0.5, σ = 1: rdp-jax's best
    fixed-budget method against `scipy.integrate.solve_ivp` (RK45 on the whole flattened batch,
    as score_sde's ODE sampler does, with the jitted denoiser as its right-hand side), at

@@ -9,7 +9,7 @@ worst case for the index cost and the bias), and "channel", the seed paper's enc
 X_t = √ᾱ X + √(1−ᾱ) ε, whose KL per dimension varies with x² (it exercises the layouts).
 
 Columns: payload bits per chunk minus KL (as stored, trimmed coder, layout included), the same
-under the plain Zipf law of THEORY §10 (ideal codelength: "without the index law"), payload / KL,
+under the plain Zipf law of maths §10 (ideal codelength: "without the index law"), payload / KL,
 the mean log2 w deficit per chunk (± se), the KS p-value of the chunk projections on the linear
 part of log w (n = chunks), and candidates/s. Then encode/decode wall time, payload / KL and
 whole stream / KL for 64-, 784- and 2048-dim messages, and candidates/s against two NumPy

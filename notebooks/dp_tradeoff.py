@@ -6,7 +6,7 @@
 #
 # For an anisotropic Gaussian observed through AWGN we draw, in the (P, D) plane:
 # the optimal DP curve D(P) = D* + (W2(p_X, p_X*) - √P)₊² (Freirich et al. 2021), the closed-form
-# path of the score-scaled decoder for constant ρ ∈ [0, 1] (THEORY §7), the decoder's measured
+# path of the score-scaled decoder for constant ρ ∈ [0, 1] (maths §7), the decoder's measured
 # points (Monte Carlo, with 2-standard-error bars), and the per-direction geodesic ρ_i that puts
 # it back on the curve (Theorem 3 of Wang, Bi & Zhang 2026). The posterior-sampling baseline
 # sits at (0, 2D*).

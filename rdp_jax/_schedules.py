@@ -1,4 +1,4 @@
-"""Noise schedules and their exact conversions to the equivalent AWGN level σ (THEORY §7).
+"""Noise schedules and their exact conversions to the equivalent AWGN level σ (maths §7).
 
 A schedule's time t names one Gaussian channel. In VE coordinates X_σ = X + σε; a VP schedule
 X_t = √ᾱ_t X + √(1 - ᾱ_t) ε is the same channel scaled by √ᾱ_t,

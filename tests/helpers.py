@@ -1,6 +1,6 @@
 """Independent brute-force references for the tests: numpy + scipy only, no code from `theory`.
 
-Each function solves the defining optimisation problem of THEORY §1-§6 numerically instead of
+Each function solves the defining optimisation problem of maths §1-§6 numerically instead of
 using the closed form, so agreement with `theory` checks the derivations, not just the code.
 """
 
@@ -93,7 +93,7 @@ def rdp_scalar_brute(D, P, var, perception="w2"):
 
 
 def rdp_scalar_perfect_realism(D, var):
-    """R(D, 0) = ½ ln(4 s⁴ / (D (4 s² - D))) for D < 2 s² (THEORY §3 with ŝ = s), else 0."""
+    """R(D, 0) = ½ ln(4 s⁴ / (D (4 s² - D))) for D < 2 s² (maths §3 with ŝ = s), else 0."""
     if D >= 2 * var:
         return 0.0
     return 0.5 * math.log(4 * var * var / (D * (4 * var - D)))
@@ -172,7 +172,7 @@ def rdp_vector_brute(D, P, variances, starts=8, seed=0):
 
 
 def rdp_vector_perfect_realism(D, variances):
-    """R(D, 0) of THEORY §5 with ŝ_i = s_i: r_i = (√(1 + 4a_i²) - 1)/(2a_i), a_i = 2λ s_i²,
+    """R(D, 0) of maths §5 with ŝ_i = s_i: r_i = (√(1 + 4a_i²) - 1)/(2a_i), a_i = 2λ s_i²,
     D_i = 2 s_i² (1 - r_i), with λ bisected (in ln λ) so that Σ D_i = D < 2 Σ s_i²."""
     v = np.asarray(variances, dtype=float)
 

@@ -1,4 +1,4 @@
-"""Distortion-perception under AWGN and the score-scaled PF-ODE's closed form (THEORY §6-§7)."""
+"""Distortion-perception under AWGN and the score-scaled PF-ODE's closed form (maths §6-§7)."""
 
 import math
 
@@ -19,7 +19,7 @@ def wiener_gain(v, noise):
 
 
 def test_reference_values():
-    # THEORY §9: s = σ = 1.
+    # maths §9: s = σ = 1.
     assert float(theory.mmse_awgn(1.0, 1.0)) == pytest.approx(0.5, rel=REL)
     D0 = float(theory.dp_awgn(0.0, 1.0, 1.0))
     assert matches_digits(D0, "0.585786")
@@ -62,7 +62,7 @@ def test_awgn_closed_forms(v, noise):
     # I(X; Y) = ½ ln det Cov(Y) / det Cov(Y|X).
     rate = 0.5 * math.log(np.prod(v + noise_arr) / np.prod(np.broadcast_to(noise_arr, v.shape)))
     assert float(theory.awgn_rate(v, noise)) == pytest.approx(rate, rel=REL)
-    # D* = Σ E(X - aY)² and W2(p_X, p_X*)² = Σ (s_i - a_i √(s_i² + σ²))² (THEORY §6).
+    # D* = Σ E(X - aY)² and W2(p_X, p_X*)² = Σ (s_i - a_i √(s_i² + σ²))² (maths §6).
     mmse = np.sum(v - 2 * a * v + a**2 * (v + noise_arr))
     assert float(theory.mmse_awgn(v, noise)) == pytest.approx(mmse, rel=1e-10)
     w2 = np.sum((np.sqrt(v) - a * np.sqrt(v + noise_arr)) ** 2)
@@ -115,7 +115,7 @@ def test_constant_rho_never_beats_the_dp_curve(v, noise, rho):
 
 
 def test_constant_rho_is_above_the_dp_curve_for_anisotropic_sources():
-    v = jnp.array([4.0, 1.0, 0.05])  # THEORY §7: gap ≈ 5e-4 in D at ρ = 0.2-0.4, σ² = 0.5
+    v = jnp.array([4.0, 1.0, 0.05])  # maths §7: gap ≈ 5e-4 in D at ρ = 0.2-0.4, σ² = 0.5
     for rho in (0.2, 0.3, 0.4):
         D, P = theory.score_scaled_dp(rho, v, 0.5)
         gap = float(D - theory.dp_awgn(P, v, 0.5))

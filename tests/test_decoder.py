@@ -1,4 +1,4 @@
-"""The score-scaled PF-ODE decoder against the closed form of THEORY §7."""
+"""The score-scaled PF-ODE decoder against the closed form of maths §7."""
 
 import math
 import os
@@ -194,7 +194,7 @@ def test_rho_one_is_tweedie_and_posterior_sampling_costs_twice_the_mmse():
     sigma = 1.0
     x = model.sample(jax.random.key(3), 2000)
     y = x + sigma * jax.random.normal(jax.random.key(4), x.shape)
-    # On a Gaussian, ρ = 1 keeps D(x, σ) constant along the flow (THEORY §7), so every
+    # On a Gaussian, ρ = 1 keeps D(x, σ) constant along the flow (maths §7), so every
     # exponential integrator is exact: agreement to round-off.
     np.testing.assert_allclose(
         decode(y, sigma, 1.0, model, num_steps=20), tweedie_denoise(y, sigma, model), atol=1e-12

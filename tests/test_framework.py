@@ -1,5 +1,5 @@
 """Rate of RCC + score-scaled PF-ODE against R(D, P), and the parameters that close the gap
-(THEORY §8)."""
+(maths §8)."""
 
 import math
 
@@ -24,7 +24,7 @@ SOLVER_TOL = 1e-11
 
 def test_isotropic_noise_example():
     out = theory.framework_gap(1.0, jnp.array([4.0, 0.25]), 1.0)
-    assert matches_digits(out.rate, "0.916")  # THEORY §8 to the digits it gives
+    assert matches_digits(out.rate, "0.916")  # maths §8 to the digits it gives
     assert matches_digits(out.optimal_rate, "0.854")
     assert float(out.rate) == pytest.approx(0.5 * math.log(5 * 1.25), rel=1e-14)  # Σ ½ ln(1+s²/σ²)
     assert float(out.gap) == float(out.rate - out.optimal_rate)

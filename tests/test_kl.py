@@ -1,4 +1,4 @@
-"""Scalar R(D, P) under a KL perception budget and the KL std floor (THEORY §4)."""
+"""Scalar R(D, P) under a KL perception budget and the KL std floor (maths §4)."""
 
 import math
 
@@ -23,7 +23,7 @@ ULPS = 1e-13  # round-off allowance between two closed forms of rates of order 1
 )
 def test_rdp_kl_reference_values(direction, reference):
     R = float(theory.rdp_kl(0.5, 0.05, 1.0, direction))
-    # THEORY §9 gives 5 decimals, so "1e-6" means: rounds to them (|error| ≤ 5e-6) ...
+    # maths §9 gives 5 decimals, so "1e-6" means: rounds to them (|error| ≤ 5e-6) ...
     assert matches_digits(R, reference)
     # ... and the brute force pins the value itself to 1e-6 and beyond.
     assert R == pytest.approx(rdp_scalar_brute(0.5, 0.05, 1.0, direction), abs=1e-9)
@@ -38,7 +38,7 @@ def test_rdp_kl_matches_brute_force(var, d, P, direction):
 
 
 def _mpmath_deficit(P, direction):
-    """1 - θ(P) from mpmath's Lambert W (THEORY §4), with digits to spare near the branch point."""
+    """1 - θ(P) from mpmath's Lambert W (maths §4), with digits to spare near the branch point."""
     with mpmath.workdps(100 + max(0, -int(math.log10(P)))):
         x = -mpmath.exp(-1 - 2 * mpmath.mpf(P))
         if direction == "forward":

@@ -225,7 +225,7 @@ def test_bad_arguments_raise(stream):
         rcc.encode(jnp.zeros(3), *args)
 
 
-# Codelength bound (THEORY §10). Li & El Gamal (2018): E log2 K ≤ KL + e⁻¹ log2 e + 1 for the
+# Codelength bound (maths §10). Li & El Gamal (2018): E log2 K ≤ KL + e⁻¹ log2 e + 1 for the
 # 1-based PFR index K, and truncation to N candidates can only lower K. Under a Zipf law with
 # s = 1 + 1/(k̄ + 0.48), −log2 P(K) ≤ s log2 K + log2 ζ(s) and ζ(s) ≤ s/(s−1) = k̄ + 1.48, so
 # summed over C chunks (KL = C k̄)
@@ -351,19 +351,25 @@ def test_same_bytes_on_two_devices(tmp_path):
 
 @pytest.mark.slow
 def test_ten_thousand_round_trips():
-    # The target: 10,000 random round trips with zero mismatches (9 min on 2 cores).
+    # 10,000 random round trips with zero mismatches (about 9 min on 2 cores). Messages with a
+    # dimension no candidate count can sample are refused, and each refusal must be justified.
     rng = np.random.default_rng(2026)
-    mismatches = 0
+    mismatches = refused = 0
     for trial in range(10_000):
         d = int(rng.integers(1, 129))
         args = _problem(trial, d, float(rng.uniform(0, 100)), float(rng.choice([1.0, 0.6, 1.4])))
         key = jax.random.key(trial)
         # k = 2 every other trial: with 64 candidates its risky chunks split (flags coded).
         options = dict(num_candidates=64, chunk_bits=(8.0, 2.0)[trial % 2])
-        data, info = rcc.encode(key, *args, return_info=True, **options)
+        try:
+            data, info = rcc.encode(key, *args, return_info=True, **options)
+        except ValueError as error:
+            _assert_refusal_is_justified(error, args, options["chunk_bits"], 64)
+            refused += 1
+            continue
         x = rcc.decode(key, data, args[2], args[3])
         mismatches += np.asarray(x).tobytes() != np.asarray(info.sample).tobytes()
-    assert mismatches == 0
+    assert mismatches == 0 and refused < 5_000
 
 
 # Progressive (DiffC) coding.

@@ -162,13 +162,7 @@ def test_golden_streams_decode_to_their_samples():
     cases = load_golden()
     assert {case["kind"] for case in cases} == {"oneshot", "progressive"}
     assert {case["dtype"] for case in cases} == {"float32", "float64"}
-    for case in cases:
-        got = decode_golden(case)
-        want = from_hex(case["sample"], case["dtype"])
-        if case["kind"] == "oneshot":
-            assert got.tobytes() == want.tobytes(), case["name"]
-        else:
-            assert np.all(np.abs(got - want) <= progressive_noise_bound(case)), case["name"]
+    _assert_golden_samples(cases, [to_hex(decode_golden(case)) for case in cases], "here")
 
 
 def progressive_noise_bound(case) -> float:
@@ -244,14 +238,20 @@ def test_streams_decode_bit_exactly_under_other_cpu_settings(variant, fresh_stre
     fresh, path = fresh_streams
     cases = load_golden() + fresh
     got = json.loads(run_python(DECODE_SCRIPT, cpu_variants()[variant], str(path)))
-    for case, sample in zip(cases, got, strict=True):
+    _assert_golden_samples(cases, got, variant)
+
+
+def _assert_golden_samples(cases, samples, where):
+    """One-shot samples bit for bit; progressive ones within the model's float noise."""
+    for case, sample in zip(cases, samples, strict=True):
+        name = (where, case.get("name", case["key"]))
         if case["kind"] == "oneshot":
-            assert sample == case["sample"], (variant, case.get("name", case["key"]))
+            assert sample == case["sample"], name
         else:
             delta = np.abs(
                 from_hex(sample, case["dtype"]) - from_hex(case["sample"], case["dtype"])
             )
-            assert np.all(delta <= progressive_noise_bound(case)), (variant, case["name"])
+            assert np.all(delta <= progressive_noise_bound(case)), name
 
 
 _ENCODE_SCRIPT = """
@@ -409,3 +409,35 @@ def test_fingerprint_covers_flax_nnx_modules():
     assert first == scores.fingerprint(Net(nnx.Rngs(0)))
     assert first != scores.fingerprint(Net(nnx.Rngs(1)))
     assert first != scores.fingerprint(Net(nnx.Rngs(0), activation=jax.nn.gelu))
+
+
+@pytest.mark.slow
+def test_golden_streams_decode_with_the_oldest_supported_jax(tmp_path):
+    # "Any supported jax version": a fresh venv with jax 0.4.35 (pyproject's lower bound, with the
+    # flax, equinox and diffrax pip picks for it) decodes every golden stream to its sample.
+    # Needs the package index; about two minutes.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "jax==0.4.35", "jaxlib==0.4.35", str(root)],
+        check=True,
+        timeout=1200,
+    )
+    code = (
+        "import jax, json\njax.config.update('jax_enable_x64', True)\nimport portability\n"
+        "print(json.dumps([jax.__version__] + [portability.to_hex(portability.decode_golden(c))"
+        " for c in portability.load_golden()]))"
+    )
+    env = {"JAX_PLATFORMS": "cpu", "PYTHONPATH": str(root / "tests"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    version, *samples = json.loads(out.stdout)
+    assert version == "0.4.35"
+    _assert_golden_samples(load_golden(), samples, "jax 0.4.35")

@@ -1,4 +1,4 @@
-"""Scalar Gaussian R(D), R(D, P) with W2² and D(R, P) (THEORY §2-§3)."""
+"""Scalar Gaussian R(D), R(D, P) with W2² and D(R, P) (maths §2-§3)."""
 
 import math
 
@@ -17,7 +17,7 @@ from strategies import distortion_ratio, variance, variance_vector, w2_ratio
 
 import theory
 
-# THEORY §9, s = 1, D = 0.5. The last budget is (1 - √0.5)² ≈ 0.0858, where P stops binding.
+# maths §9, s = 1, D = 0.5. The last budget is (1 - √0.5)² ≈ 0.0858, where P stops binding.
 W2_REFERENCES = [
     (0.0, "0.413339"),
     (0.01, "0.377150"),
@@ -39,7 +39,7 @@ ULPS = 1e-13
 @pytest.mark.parametrize(("P", "reference"), W2_REFERENCES)
 def test_rdp_w2_reference_values(P, reference):
     R = float(theory.rdp_w2(0.5, P, 1.0))
-    assert matches_digits(R, reference)  # the digits THEORY §9 gives (1e-6)
+    assert matches_digits(R, reference)  # the digits maths §9 gives (1e-6)
     assert R == pytest.approx(float(reference), abs=1e-6)
 
 
@@ -73,7 +73,7 @@ def test_rdp_w2_infinite_perception_budget_is_shannon(var, d, p):
     D = d * var
     shannon = float(theory.rate_distortion(D, var))
     assert float(theory.rdp_w2(D, math.inf, var)) == pytest.approx(shannon, rel=ULPS, abs=ULPS)
-    # THEORY §3: the budget is inactive once √P ≥ s - √|s² - D|.
+    # maths §3: the budget is inactive once √P ≥ s - √|s² - D|.
     s = math.sqrt(var)
     threshold = (s - math.sqrt(abs(var - D))) ** 2
     assert float(theory.rdp_w2(D, threshold * (1 + p) + 1e-300, var)) == pytest.approx(
@@ -140,7 +140,7 @@ def test_rdp_w2_inverts_distortion_rate_perception_in_R(var, d, p):
 
 @given(var=variance, R=st.floats(0.0, 3.0), p=w2_ratio)
 def test_distortion_rate_perception_is_universal(var, R, p):
-    """D(R, P) = D* + (W2(p_X, p_X*) - √P)₊² with D* = s² e^{-2R} (THEORY §3)."""
+    """D(R, P) = D* + (W2(p_X, p_X*) - √P)₊² with D* = s² e^{-2R} (maths §3)."""
     P = p * var
     s, r = math.sqrt(var), math.sqrt(1 - math.exp(-2 * R))
     expected = var * math.exp(-2 * R) + max(s * (1 - r) - math.sqrt(P), 0.0) ** 2

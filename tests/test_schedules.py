@@ -1,4 +1,4 @@
-"""Noise schedules: exact t ↔ σ conversions and VP ↔ VE consistency (THEORY §7)."""
+"""Noise schedules: exact t ↔ σ conversions and VP ↔ VE consistency (maths §7)."""
 
 import functools
 import math

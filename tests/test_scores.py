@@ -1,4 +1,4 @@
-"""Score sources: analytic Gaussian and mixture scores, and the model adapter (THEORY §7).
+"""Score sources: analytic Gaussian and mixture scores, and the model adapter (maths §7).
 
 References are independent of the module: log-densities from `jax.scipy.stats` differentiated by
 `jax.grad` (for a full covariance `multivariate_normal.logpdf`, which factorises Σ + σ²I by
@@ -181,7 +181,7 @@ def test_diagonal_gaussian(d, seed, sigma):
     assert_close(out["denoise"], mean + var / (var + sigma**2) * (x - mean), 1e-12, scale)
     assert_close(out["score"], -(x - mean) / (var + sigma**2), 1e-12, scale / sigma**2)
     assert_close(out["score"], out["grad_log_density"], 1e-10, scale / sigma**2)
-    # Tweedie (THEORY §7): E[X | X_σ = x] = x + σ² ∇ log p_σ(x).
+    # Tweedie (maths §7): E[X | X_σ = x] = x + σ² ∇ log p_σ(x).
     assert_close(out["denoise"], x + sigma**2 * out["score"], 1e-12, scale)
 
 

@@ -1,4 +1,4 @@
-"""Diagonal Gaussian vector R(D, P) with total MSE and W2² budgets: the KKT solver (THEORY §5)."""
+"""Diagonal Gaussian vector R(D, P) with total MSE and W2² budgets: the KKT solver (maths §5)."""
 
 import math
 
@@ -29,7 +29,7 @@ THEORY_VARIANCES = np.array([4.0, 1.0, 0.25, 0.04])
 )
 def test_reference_values(P, reference):
     R = float(vec(1.0, P, THEORY_VARIANCES))
-    assert matches_digits(R, reference)  # THEORY §9 to its 6 decimals (1e-6)
+    assert matches_digits(R, reference)  # maths §9 to its 6 decimals (1e-6)
 
 
 def test_reference_values_match_brute_force():
@@ -56,7 +56,7 @@ def test_kkt_solution_is_optimal_against_multistart_slsqp(v, d, p):
 def test_zero_budget_matches_perfect_realism_formula(v, d):
     v = np.array(v)
     D = d * v.sum()  # below 2Σs²: positive rate
-    expected = rdp_vector_perfect_realism(D, v)  # THEORY §5, P = 0, λ bisected in numpy
+    expected = rdp_vector_perfect_realism(D, v)  # maths §5, P = 0, λ bisected in numpy
     assert float(vec(D, 0.0, v)) == pytest.approx(expected, rel=SOLVER_TOL, abs=SOLVER_TOL)
 
 

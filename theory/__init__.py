@@ -1,7 +1,8 @@
 """Closed-form Gaussian rate-distortion-perception theory: the analytic truth of rdp-jax.
 
 Units are nats; `P` is a budget on W2² unless a name says KL. Every function is pure, broadcasts,
-and works under `jit`, `vmap` and `grad` in float64 and float32. See ../shared/THEORY.md.
+and works under `jit`, `vmap` and `grad` in float64 and float32. The mathematics, cited as
+"maths §N", is in docs/maths.md.
 """
 
 from theory._awgn import (

@@ -1,4 +1,4 @@
-"""Distortion-perception under AWGN and the score-scaled PF-ODE's closed form (THEORY §6-§8).
+"""Distortion-perception under AWGN and the score-scaled PF-ODE's closed form (maths §6-§8).
 
 The observation is Y = X + σN with X ~ N(μ, diag(s²)); `variances` has shape `(..., n)` with the
 components on the last axis, and `noise_var` (σ², isotropic or per component) and `rho`
@@ -31,7 +31,7 @@ def _log_wiener_gain(variances: Array, noise_var: Array) -> Array:
 
 
 def awgn_rate(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
-    """I(X; Y) = Σ_i ½ ln(1 + s_i²/σ_i²), the ideal rate of sending Y = X + σN (THEORY §8).
+    """I(X; Y) = Σ_i ½ ln(1 + s_i²/σ_i²), the ideal rate of sending Y = X + σN (maths §8).
 
     **Arguments:**
 
@@ -47,7 +47,7 @@ def awgn_rate(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]
 
 
 def mmse_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
-    """D* = Σ_i s_i² σ_i² / (s_i² + σ_i²), the MSE of X* = E[X | Y] (THEORY §6).
+    """D* = Σ_i s_i² σ_i² / (s_i² + σ_i²), the MSE of X* = E[X | Y] (maths §6).
 
     **Arguments / Raises:** as `awgn_rate`.
 
@@ -61,7 +61,7 @@ def mmse_perception_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Ar
     """W2²(p_X, p_X*) = Σ_i s_i² (1 - √a_i)², the perception index of the MMSE estimate.
 
     X* = a·Y has std s√a per component, and Gaussians with a common mean are W2-apart by the
-    difference of their stds (Freirich, Michaeli & Meir, NeurIPS 2021; THEORY §6).
+    difference of their stds (Freirich, Michaeli & Meir, NeurIPS 2021; maths §6).
 
     **Arguments / Raises:** as `awgn_rate`.
 
@@ -78,7 +78,7 @@ def dp_awgn(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Float[A
         D(P) = D^* + \\big[(W_2(p_X, p_{X^*}) - \\sqrt P)_+\\big]^2
 
     This holds for any source (Freirich, Michaeli & Meir, NeurIPS 2021, Thm. 4); here D* and W2
-    are the Gaussian ones of `mmse_awgn` and `mmse_perception_awgn` (THEORY §6).
+    are the Gaussian ones of `mmse_awgn` and `mmse_perception_awgn` (maths §6).
 
     **Arguments:**
 
@@ -102,7 +102,7 @@ def score_scaled_gain(
     """The gain a_i^{(1+ρ)/2} of the score-scaled PF-ODE on a Gaussian source.
 
     Integrating dx/dσ = -(1 + ρ) σ ∇log p_σ(x) from σ down to 0 maps
-    x̂ = μ + (y - μ)·a_i^{(1+ρ)/2} in each eigen-direction (THEORY §7; Wang, Bi & Zhang 2026,
+    x̂ = μ + (y - μ)·a_i^{(1+ρ)/2} in each eigen-direction (maths §7; Wang, Bi & Zhang 2026,
     Lemma 1 and Prop. 2): ρ = 1 is the MMSE estimate, ρ = 0 the optimal transport T(X*).
 
     **Arguments:**
@@ -123,7 +123,7 @@ def score_scaled_gain(
 def score_scaled_dp(
     rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike
 ) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
-    """(D, P) of the score-scaled PF-ODE's output on a Gaussian source (THEORY §7).
+    """(D, P) of the score-scaled PF-ODE's output on a Gaussian source (maths §7).
 
     With gain g_i = a_i^{(1+ρ_i)/2}:
 
@@ -157,7 +157,7 @@ def geodesic_rho(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Fl
         ρ_i = \\frac{2 \\ln g_i}{\\ln a_i} - 1
             = \\frac{2 \\ln(1 - (1 - α)(1 - \\sqrt{a_i}))}{\\ln a_i}.
 
-    A constant ρ reaches the curve only at ρ ∈ {0, 1} when the a_i differ (THEORY §7), so
+    A constant ρ reaches the curve only at ρ ∈ {0, 1} when the a_i differ (maths §7), so
     Theorem 3 of Wang, Bi & Zhang (2026) needs this per-direction form.
 
     **Arguments:**

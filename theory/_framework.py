@@ -1,9 +1,9 @@
-"""Where RCC + score-scaled PF-ODE reaches R(D, P), and what it pays where not (THEORY §8).
+"""Where RCC + score-scaled PF-ODE reaches R(D, P), and what it pays where not (maths §8).
 
 The seed paper's framework sends Y = X + σN at the ideal rate I(X; Y) and decodes with the
 score-scaled PF-ODE. For a scalar Gaussian its (D, P) points lie on R(D, P) = I(X; Y) (Wang, Bi
 & Zhang 2026, Thm. 4). For a vector source with isotropic noise they do not; per-component noise
-and ρ taken from the KKT allocation of THEORY §5 close the gap.
+and ρ taken from the KKT allocation of maths §5 close the gap.
 """
 
 from typing import NamedTuple
@@ -54,7 +54,7 @@ def framework_gap(rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) ->
     - `variances`: s_i², shape `(..., n)`.
     - `noise_var`: σ², a scalar for the paper's isotropic channel or per component.
 
-    **Returns:** a `FrameworkGap`. Example (THEORY §8): s² = (4, 0.25), σ² = 1, ρ = 1 costs
+    **Returns:** a `FrameworkGap`. Example (maths §8): s² = (4, 0.25), σ² = 1, ρ = 1 costs
     0.916 nats where R(D, P) = 0.854.
 
     **Raises:** `ValueError` as `score_scaled_dp`.
@@ -70,7 +70,7 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
 
     From the optimal allocation (r_i, ŝ_i) of `rdp_w2_vector`: noise σ_i² = s_i²(1 - r_i²)/r_i²
     makes corr(X_i, Y_i) = r_i, so I(X_i; Y_i) = -½ ln(1 - r_i²) = R_i, and the gain
-    ŝ_i r_i / s_i = r_i^{1+ρ_i} gives the decoder output std ŝ_i (THEORY §8).
+    ŝ_i r_i / s_i = r_i^{1+ρ_i} gives the decoder output std ŝ_i (maths §8).
 
     **Arguments:** as `rdp_w2_vector`.
 

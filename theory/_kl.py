@@ -1,4 +1,4 @@
-"""The smallest reconstruction std that a Gaussian KL budget allows (THEORY §4)."""
+"""The smallest reconstruction std that a Gaussian KL budget allows (maths §4)."""
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +46,7 @@ def _log_variance_ratio(P: Float[Array, "..."], upper: bool) -> Float[Array, "..
 
 
 def kl_std_deficit(P: ArrayLike, direction: str) -> Float[Array, "..."]:
-    """1 - θ(P), where θ·s is the smallest std a KL budget P allows (THEORY §4).
+    """1 - θ(P), where θ·s is the smallest std a KL budget P allows (maths §4).
 
     For X ~ N(μ, s²) and X̂ ~ N(μ, ŝ²) with ŝ ≤ s, KL ≤ P holds iff ŝ ≥ θ(P)·s, with
 

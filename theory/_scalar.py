@@ -1,4 +1,4 @@
-"""Scalar Gaussian rate-distortion(-perception) functions (THEORY §2-§4).
+"""Scalar Gaussian rate-distortion(-perception) functions (maths §2-§4).
 
 Conventions: nats; `D` is the MSE budget; `P` is a budget on W2² (or on a KL divergence in
 `rdp_kl`); `var` is the source variance s². All functions broadcast elementwise.
@@ -21,7 +21,7 @@ def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
         R(D) = \\sum_i \\tfrac12 \\ln \\frac{s_i^2}{\\min(θ, s_i^2)}, \\qquad
         \\sum_i \\min(θ, s_i^2) = D.
 
-    Cover & Thomas, Thm. 10.3.3 (THEORY §2). The water level is exact, not iterated: the sum is
+    Cover & Thomas, Thm. 10.3.3 (maths §2). The water level is exact, not iterated: the sum is
     concave and piecewise linear in θ, so θ is the largest root of its extended linear pieces.
 
     **Arguments:**
@@ -84,7 +84,7 @@ def _rate_with_std_floor(
 def rdp_w2(D: ArrayLike, P: ArrayLike, var: ArrayLike) -> Float[Array, "..."]:
     """R(D, P) of a scalar Gaussian under MSE distortion and a W2² perception budget.
 
-    With ŝ_min = (s - √P)₊ (THEORY §3; Zhang, Qian, Chen & Khisti, NeurIPS 2021, Thm. 2):
+    With ŝ_min = (s - √P)₊ (maths §3; Zhang, Qian, Chen & Khisti, NeurIPS 2021, Thm. 2):
 
     .. math::
         R(D,P) = \\begin{cases}
@@ -116,7 +116,7 @@ def rdp_kl(D: ArrayLike, P: ArrayLike, var: ArrayLike, direction: str) -> Float[
     """R(D, P) of a scalar Gaussian under MSE distortion and a KL perception budget.
 
     The KL budget only bounds ŝ from below, ŝ ≥ θ(P)·s (see `kl_std_deficit`), so the W2 formula
-    holds with ŝ_min = θ(P)·s (THEORY §4; Serra, Stavrou & Kountouris, JSAIT 2024).
+    holds with ŝ_min = θ(P)·s (maths §4; Serra, Stavrou & Kountouris, JSAIT 2024).
 
     **Arguments:**
 
@@ -146,7 +146,7 @@ def distortion_rate_perception(R: ArrayLike, P: ArrayLike, var: ArrayLike) -> Fl
         D(R,P) = D^* + \\big[(W_2(p_X, p_{X^*}) - \\sqrt P)_+\\big]^2, \\qquad
         D^* = s^2 e^{-2R}, \\quad W_2(p_X, p_{X^*}) = s(1 - r), \\quad r = \\sqrt{1 - e^{-2R}}.
 
-    One encoder of rate R serves every perception level (Zhang et al., NeurIPS 2021; THEORY §3).
+    One encoder of rate R serves every perception level (Zhang et al., NeurIPS 2021; maths §3).
 
     **Arguments:**
 

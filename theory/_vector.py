@@ -1,4 +1,4 @@
-"""R(D, P) of a diagonal Gaussian vector under total MSE and total W2² budgets (THEORY §5).
+"""R(D, P) of a diagonal Gaussian vector under total MSE and total W2² budgets (maths §5).
 
 The KKT conditions of
 
@@ -170,7 +170,7 @@ def rdp_w2_vector(
 ) -> Float[Array, "..."] | tuple[Float[Array, "..."], VectorRDPAllocation]:
     """R(D, P) of a Gaussian with independent components, total MSE and total W2² budgets.
 
-    Solves the KKT system of THEORY §5 (module docstring) by nested one-dimensional root
+    Solves the KKT system of maths §5 (module docstring) by nested one-dimensional root
     finding with fixed iteration counts: jit-, vmap- and grad-compatible. Gradients come from the
     envelope theorem (dR/dD = -λ, dR/dP = -μ), not from differentiating the iterations.
 

@@ -26,7 +26,7 @@ def reverse_sde_sample(
         x_{n+1} = x_n + (σ_n^2 - σ_{n+1}^2)\\,∇\\log p_{σ_n}(x_n)
                   + \\sqrt{σ_n^2 - σ_{n+1}^2}\\; z_n.
 
-    Its MSE tends to 2D*, the price of perfect realism without the optimal transport (THEORY §6).
+    Its MSE tends to 2D*, the price of perfect realism without the optimal transport (maths §6).
     """
     grid = edm_sigma_grid(sigma, sigma_min, num_steps)
     noise = jax.random.normal(key, (num_steps - 1, *y.shape), y.dtype)

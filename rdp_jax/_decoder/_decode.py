@@ -167,7 +167,7 @@ def decode(
     .. math::
         \\frac{dx}{dσ} = -(1 + ρ)\\, σ\\, ∇\\log p_σ(x) = (1+ρ)\\,\\frac{x - D(x, σ)}{σ}
 
-    (THEORY §7): ρ = 0 is the probability-flow ODE (perfect perception), ρ = 1 lands on the MMSE
+    (maths §7): ρ = 0 is the probability-flow ODE (perfect perception), ρ = 1 lands on the MMSE
     estimate, and ρ between them sweeps the distortion-perception tradeoff.
 
     **Arguments:**
@@ -189,7 +189,7 @@ def decode(
     - `rtol`, `atol`: the adaptive controller's tolerances (tsit5 only).
     - `schedule`: a VP schedule (`rdp_jax.VPLinear`, `VPCosine`) to integrate in its time instead
       of σ (tsit5/heun/euler); the decoded output is the same up to solver error.
-    - `allow_any_rho`: permit ρ outside [0, 1], where both D and P get worse (THEORY §7).
+    - `allow_any_rho`: permit ρ outside [0, 1], where both D and P get worse (maths §7).
 
     **Returns:** x̂ with the shape and dtype of `y`; with `return_info`, `(x̂, info)`. In
     float32 the fixed-budget methods keep their float64 accuracy (exp4 at 20 NFE: ~2e-4 relative,
@@ -272,7 +272,7 @@ def posterior_sample(
     """Approximate posterior samples X ~ p(x | y) by the reverse-SDE Euler-Maruyama sampler.
 
     The seed paper's perfect-realism baseline: MSE 2D*, against D(0) < 2D* for the ρ = 0
-    decoder (THEORY §6).
+    decoder (maths §6).
 
     **Arguments:**
 

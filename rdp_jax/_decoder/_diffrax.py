@@ -6,7 +6,7 @@
 - `euler`, `heun`: fixed steps in σ on the EDM grid (Karras et al. 2022, Alg. 1), field
   dx/dσ = κ (x - D(x, σ)) / σ, then a final Euler step to σ = 0, which is the Tweedie denoiser.
 
-All of them can integrate in a VP schedule's time t instead, with z = √ᾱ(t) x (THEORY §7: the
+All of them can integrate in a VP schedule's time t instead, with z = √ᾱ(t) x (maths §7: the
 ρ-scaled ODE is the same in either convention); the result must agree with VE.
 """
 

@@ -1,4 +1,4 @@
-"""Multistep exponential integrators for the score-scaled PF-ODE, in u = ln σ (THEORY §7).
+"""Multistep exponential integrators for the score-scaled PF-ODE, in u = ln σ (maths §7).
 
 In VE coordinates with u = ln σ the decoder ODE is semi-linear,
 
@@ -13,7 +13,7 @@ Ostermann 2010; k = 2 is DPM-Solver++(2M)-like, Lu et al. 2022). With D(u_n + τ
     x_{n+1} = e^{κh} x_n - κ \\sum_{m<k} m!\\, c_m\\, h^{m+1} φ_{m+1}(κh), \\qquad
     φ_j(z) = \\sum_{i \\ge 0} \\frac{z^i}{(i+j)!}.
 
-k = 1 is the ρ-scaled DDIM step of THEORY §7. The last step, to σ = 0 where u = -∞, uses that
+k = 1 is the ρ-scaled DDIM step of maths §7. The last step, to σ = 0 where u = -∞, uses that
 x(0) = lim D along the trajectory and extrapolates the last two outputs linearly in σ², in which
 D is smooth at 0. The grid is fixed, so the method is a `lax.scan` with one denoiser call per
 step: diffrax's step-size machinery would have nothing to adapt, and a multistep history does not

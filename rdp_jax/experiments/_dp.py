@@ -109,7 +109,7 @@ def empirical_dp_bound(
     num_samples: int,
     perception: Perception,
 ) -> DPBound:
-    """D* = E‖X - E[X|Y]‖² and W2²(p_X, p_X*) by Monte Carlo (Freirich et al. 2021; THEORY §6).
+    """D* = E‖X - E[X|Y]‖² and W2²(p_X, p_X*) by Monte Carlo (Freirich et al. 2021; maths §6).
 
     E[X|Y] is the model's Tweedie denoiser, exact for analytic sources.
     """

@@ -1,4 +1,4 @@
-"""Sample-based estimators of the distortion and perception terms of THEORY §6.
+"""Sample-based estimators of the distortion and perception terms of maths §6.
 
 Every estimator takes sample arrays with a leading sample axis, `(n, d)` or `(n,)` for 1-D, and
 returns an `Estimate(value, stderr)`. `mse` measures the distortion D = E‖X - X̂‖²; the others

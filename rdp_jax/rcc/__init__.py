@@ -1,6 +1,6 @@
 """Reverse channel coding: chunked PFR channel simulation of diagonal Gaussians with a bitstream.
 
-See THEORY §10. `encode` sends one sample of q = N(μ_q, diag σ_q²) as bytes; `decode` rebuilds it
+See maths §10. `encode` sends one sample of q = N(μ_q, diag σ_q²) as bytes; `decode` rebuilds it
 bit-exactly from the bytes, the shared key and p = N(μ_p, diag σ_p²) alone.
 """
 

@@ -165,7 +165,7 @@ def _index_runs(header: Header, segment: Segment):
         yield start, end, index_law(count, segment.kl_q, segment.sd_q, header.algorithm)
 
 
-def _tables(header: Header, segment: Segment) -> list[Table]:
+def _segment_tables(header: Header, segment: Segment) -> list[Table]:
     """Every table `segment` is coded with, in a fixed order (their digests seed the CRC)."""
     tables = [table for _, _, table in _index_runs(header, segment)]
     if _boosted(segment):
@@ -279,7 +279,7 @@ def crc(stream: bytes, header: Header, context: bytes) -> bytes:
     """CRC32 of `stream`, seeded with `context` and the digests of the stream's tables."""
     seed = zlib.crc32(context)
     for segment in header.segments:
-        for table in _tables(header, segment):
+        for table in _segment_tables(header, segment):
             seed = zlib.crc32(table.digest.to_bytes(4, "big"), seed)
     return zlib.crc32(stream, seed).to_bytes(4, "big")
 

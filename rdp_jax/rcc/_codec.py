@@ -29,7 +29,7 @@ class EncodeInfo(NamedTuple):
     - `chunk_dims`: the number of dimensions in each chunk (contiguous, in order), shape `(C,)`.
     - `chunk_kl_bits`: the KL of each chunk in bits, shape `(C,)`.
     - `chunk_log2_weight`: log2 w = log2 q/p of each chunk's selected candidate, shape `(C,)`;
-      E[chunk_kl_bits − chunk_log2_weight] is the truncation bias ("deficit", THEORY §10),
+      E[chunk_kl_bits − chunk_log2_weight] is the truncation bias ("deficit", maths §10),
       0 for exact PFR.
     - `indices`: the selected candidate index of each chunk, shape `(C,)`.
     - `chunk_candidates`: the candidates each chunk searched, N or N·2^e for the chunks whose
@@ -76,7 +76,7 @@ def encode(
     chunk's truncation risk exceeds that of a k-bit mean shift, whichever is estimated to cost
     fewer bits (`EncodeInfo.layout`). In each chunk the encoder draws N candidates z_j ~ p from
     the shared key and arrival times T_j = Σ_{i≤j} E_i, E_i ~ Exp(1), from its own key-derived
-    randomness, and sends the index of (Li & El Gamal 2018, THEORY §10)
+    randomness, and sends the index of (Li & El Gamal 2018, maths §10)
 
     .. math::
         j^\\star = \\arg\\min_{j < N}\\; \\log T_j - \\log w(z_j), \\qquad w = q/p.

@@ -1,6 +1,6 @@
 """Progressive channel simulation along the diffusion (DiffC): x at σ_target, one step at a time.
 
-THEORY §10. The encoder sends x_σ = x + σε for a decreasing grid σ_1 > … > σ_S = σ_target.
+maths §10. The encoder sends x_σ = x + σε for a decreasing grid σ_1 > … > σ_S = σ_target.
 The first step sends x_{σ_1} ~ N(x, σ_1²) against a fixed prior; step n → n+1 sends the forward
 posterior (the Brownian bridge of the VE process)
 
@@ -249,7 +249,7 @@ def progressive_expected_kl_bits(
 
     Step 0 sends X_{σ_1} against its marginal N(μ, v + σ_1²): E KL = I(X; X_{σ_1}) =
     ½ Σ log2(1 + v/σ_1²). Step n → n+1 has KL = (1−r) ‖x − D‖² / (2 σ_{n+1}²) and
-    E‖x − D(X_{σ_n})‖² = Σ v σ_n² / (v + σ_n²), the posterior variance (THEORY §10). The total
+    E‖x − D(X_{σ_n})‖² = Σ v σ_n² / (v + σ_n²), the posterior variance (maths §10). The total
     tends to I(X; X_σtarget) = ½ Σ log2(1 + v/σ_target²) as the grid is refined.
 
     **Returns:** the expected KL of each step in bits, shape `(S,)`.

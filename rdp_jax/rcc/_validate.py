@@ -21,11 +21,11 @@ def key_words(key, where: str) -> np.ndarray:
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
-        impl = str(jax.random.key_impl(key))
-        if "threefry" not in impl:
+        impl = jax.random.key_impl(key)
+        if impl != jax.random.key_impl(jax.random.key(0, impl="threefry2x32")):
             raise ValueError(
                 f"{where}: `key` must be a threefry2x32 key (streams specify their randomness "
-                f"through it); got a {impl} key."
+                f"through it); got a {impl!r} key."
             )
         key = jax.random.key_data(key)
     if key.dtype != jnp.uint32 or key.shape != (2,):

@@ -21,7 +21,7 @@ class ModelScore(ScoreSource):
     """A model `fn(x_t, t)` of a schedule's time t, read as a VE score source in σ.
 
     A query (x, σ) in VE coordinates becomes the model's input by t = t(σ) and
-    x_t = √ᾱ(t)·x, since X_t = √ᾱ_t (X + σε) (THEORY §7). The output is then converted by its
+    x_t = √ᾱ(t)·x, since X_t = √ᾱ_t (X + σε) (maths §7). The output is then converted by its
     parametrization (x0 and eps need no Tweedie round trip for D):
 
     .. math::

@@ -8,7 +8,7 @@ class ScoreSource(eqx.Module):
     """∇ log p_σ and E[X | X_σ = x] for X_σ = X + σε, one sample at a time.
 
     Subclasses override `denoise` or `score` (or both); each determines the other by Tweedie,
-    E[X | X_σ = x] = x + σ² ∇ log p_σ(x) (THEORY §7). Inputs are one sample of any event shape
+    E[X | X_σ = x] = x + σ² ∇ log p_σ(x) (maths §7). Inputs are one sample of any event shape
     and a scalar σ > 0; callers `vmap` over batches. Being an `equinox.Module`, a source is a
     pytree: passing a new one of the same structure to a jitted function does not retrace.
     """

@@ -29,7 +29,10 @@ def fingerprint(model) -> bytes:
     Two models with the same fingerprint are the same definition with the same weights; any
     change of a weight, a layer size, an activation or a parametrization changes it (collisions
     aside, at 2⁻¹²⁸). Memory addresses never enter, so the digest is the same in every process
-    and on every machine.
+    and on every machine, for arrays that are the same bits there. Arrays a source derives and
+    stores are hashed as stored: `scores.gaussian` with a full covariance keeps an
+    eigendecomposition, whose last bits depend on the machine's LAPACK, so such a source
+    fingerprints alike only where it was built alike (a diagonal one always does).
 
     **Arguments:** `model`: any score source or callable (`rdp_jax.scores`, an `equinox` or
     flax NNX module, a function).
@@ -86,6 +89,8 @@ def _feed_compound(digest, obj, active: set) -> None:
             _feed(digest, obj[key], active)
     elif isinstance(obj, type):
         digest.update(b"C" + _name(obj))
+    elif isinstance(obj, types.ModuleType):  # e.g. a closure over `jnp`: its name, not its contents
+        digest.update(b"M" + obj.__name__.encode())
     elif isinstance(obj, functools.partial):
         digest.update(b"P")
         for part in (obj.func, obj.args, obj.keywords):

@@ -44,7 +44,7 @@ class Gaussian(ScoreSource):
         \\qquad
         E[X \\mid X_σ = x] = μ + U \\operatorname{diag}\\Big(\\frac{λ}{λ + σ^2}\\Big) U^⊤ (x - μ),
 
-    the Wiener filter Σ(Σ + σ²I)⁻¹ (THEORY §6-§7). Each is computed directly rather than from
+    the Wiener filter Σ(Σ + σ²I)⁻¹ (maths §6-§7). Each is computed directly rather than from
     the other by Tweedie, which would cancel catastrophically in (D(x) - x)/σ² at small σ.
     Build it with `gaussian`.
 

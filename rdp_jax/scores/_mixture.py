@@ -24,7 +24,7 @@ class GaussianMixture(ScoreSource):
             = -\\sum_k r_k(x) \\frac{x - μ_k}{v_k + σ^2}, \\qquad
         E[X \\mid X_σ = x] = \\sum_k r_k(x) \\Big[μ_k + \\frac{v_k}{v_k + σ^2}(x - μ_k)\\Big],
 
-    the second being Tweedie's formula (THEORY §7) applied to the first, or equivalently the
+    the second being Tweedie's formula (maths §7) applied to the first, or equivalently the
     posterior-weighted per-component Wiener filters. Both are computed directly, so neither
     loses precision through the other's cancellation at small σ. Build it with
     `gaussian_mixture`.

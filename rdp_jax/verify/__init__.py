@@ -2,7 +2,7 @@
 
 Adding a claim is a decorated function returning a `Measurement`::
 
-    @claim("rdp_w2 = brute force", "Zhang et al. 2021, THEORY §3", group="theory")
+    @claim("rdp_w2 = brute force", "Zhang et al. 2021, maths §3", group="theory")
     def _check() -> Measurement:
         return Measurement(measured=..., expected=..., tolerance=...)
 """

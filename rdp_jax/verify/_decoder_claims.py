@@ -1,4 +1,4 @@
-"""Claims (a)-(e) of the decoder issue: the score-scaled PF-ODE against THEORY §6-§7."""
+"""Claims (a)-(e) of the decoder issue: the score-scaled PF-ODE against maths §6-§7."""
 
 import math
 
@@ -108,7 +108,7 @@ _NOISE_VAR = 0.5
 
 @claim(
     "(d) constant ρ misses the anisotropic DP curve as predicted",
-    "THEORY §7: s² = (4, 1, 0.05), σ² = 0.5, ρ ∈ {0.2, 0.3, 0.4}",
+    "maths §7: s² = (4, 1, 0.05), σ² = 0.5, ρ ∈ {0.2, 0.3, 0.4}",
     group="decoder",
 )
 def _constant_rho_gap() -> Measurement:
@@ -132,7 +132,7 @@ def _constant_rho_gap() -> Measurement:
 
 @claim(
     "(d) geodesic ρ_i puts the decoder on the DP curve",
-    "Wang, Bi & Zhang 2026, Thm. 3 with per-direction ρ_i (THEORY §7)",
+    "Wang, Bi & Zhang 2026, Thm. 3 with per-direction ρ_i (maths §7)",
     group="decoder",
 )
 def _geodesic_on_curve() -> Measurement:

@@ -1,6 +1,12 @@
 """Claims of the RCC issue: PFR codelength, unbiasedness, bit-exact streams, DiffC's total KL."""
 
+import hashlib
+import json
 import math
+import os
+import platform
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -131,7 +137,7 @@ def _bit_exact() -> Measurement:
 
 @claim(
     "progressive (DiffC) total KL → I(X; X_σ)",
-    "Vonderfecht & Liu 2025 (DiffC), THEORY §10; exact Gaussian score, d = 32",
+    "Vonderfecht & Liu 2025 (DiffC), maths §10; exact Gaussian score, d = 32",
     group="rcc",
 )
 def _progressive_kl() -> Measurement:
@@ -164,4 +170,82 @@ def _progressive_kl() -> Measurement:
         _Z * se,
         detail=f"coded mean over 40 trajectories, 32 steps, vs its expectation; I = {mutual:.3f}"
         f" bits, expected total {expected:.3f} (32 steps), {fine:.3f} (1024 steps)",
+    )
+
+
+# The first case of tests/data/rcc_golden_v5.json: 64 dimensions at 1 bit each, the defaults,
+# key 1, p = N(0, I); encoded once, it must decode to the same sample forever.
+_GOLDEN_STREAM = "524a0501408080100108800135006bc9a9b34cd353cce4ee07e00ed8a7"
+_GOLDEN_SHA256 = "b1962b9e70b74191701013739557076b7a330ef38b2634e2d9f92b7ce0685bd5"
+
+_DECODE_IN_CHILD = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from rdp_jax.verify._rcc_claims import decode_hashes
+print(json.dumps(decode_hashes(json.loads(sys.stdin.read()))))
+"""
+
+
+def decode_hashes(cases: list) -> list[str]:
+    """SHA-256 of each decoded sample, for cases (key, dtype, d, stream hex) against N(0, I)."""
+    hashes = []
+    for key, dtype, dim, stream in cases:
+        p_mean, p_std = np.zeros(dim, dtype), np.ones(dim, dtype)
+        x = rcc.decode(jax.random.key(key), bytes.fromhex(stream), p_mean, p_std)
+        hashes.append(hashlib.sha256(np.asarray(x).tobytes()).hexdigest())
+    return hashes
+
+
+def _other_cpu_settings() -> dict[str, str]:
+    """NumPy's SIMD dispatch off, XLA without AVX/FMA (x86), another BLAS thread count."""
+    from numpy._core import _multiarray_umath as umath
+
+    changes = {"JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1", "OPENBLAS_NUM_THREADS": "3"}
+    dispatched = [f for f in umath.__cpu_dispatch__ if umath.__cpu_features__.get(f)]
+    if dispatched:
+        changes["NPY_DISABLE_CPU_FEATURES"] = " ".join(dispatched)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=SSE4_2"
+        changes["XLA_FLAGS"] = flags.strip()
+    return changes
+
+
+@claim(
+    "streams decode bit-exactly on other CPU settings, and a golden stream forever",
+    f"rdp-jax format v{rcc.FORMAT_VERSION}: a golden stream and 8 fresh ones (float32/64, "
+    "PFR/ORC), decoded here and in a process with NumPy baseline kernels and XLA at SSE4.2",
+    group="rcc",
+)
+def _portable() -> Measurement:
+    rng = np.random.default_rng(21)
+    cases, want = [(1, "float64", 64, _GOLDEN_STREAM)], [_GOLDEN_SHA256]
+    for trial in range(8):
+        d, dtype = int(rng.integers(1, 257)), ("float32", "float64")[trial % 2]
+        q_mean, q_std = rng.normal(size=d), np.exp(-0.3 * np.abs(rng.normal(size=d)))
+        args = [a.astype(dtype) for a in (q_mean, q_std, np.zeros(d), np.ones(d))]
+        algorithm = rcc.ALGORITHMS[trial // 2 % 2]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # float32 reach: exactness is the point
+            data, info = rcc.encode(
+                jax.random.key(trial), *args, algorithm=algorithm, num_candidates=256,
+                return_info=True,
+            )  # fmt: skip
+        cases.append((trial, dtype, d, data.hex()))
+        want.append(hashlib.sha256(np.asarray(info.sample).tobytes()).hexdigest())
+    here = decode_hashes(cases)
+    settings = _other_cpu_settings()
+    child = subprocess.run(
+        [sys.executable, "-c", _DECODE_IN_CHILD], input=json.dumps(cases), capture_output=True,
+        text=True, env={**os.environ, **settings}, timeout=600, check=True,
+    )  # fmt: skip
+    there = json.loads(child.stdout)
+    mismatches = sum(a != w for a, w in zip(here + there, want + want, strict=True))
+    golden = "ok" if here[0] == there[0] == _GOLDEN_SHA256 else "MISMATCH"
+    return Measurement(
+        float(mismatches),
+        0.0,
+        0.0,
+        detail=f"mismatching samples out of {2 * len(cases)} decodes (golden {golden}); the other "
+        "process ran with " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
     )

@@ -1,6 +1,6 @@
 """Brute-force references for the theory claims: scipy optimisers that share no code with `theory`.
 
-They optimise directly over jointly Gaussian reconstructions (THEORY §1): per component a
+They optimise directly over jointly Gaussian reconstructions (maths §1): per component a
 correlation r_i ∈ [0, 1) and a std ŝ_i ≥ 0, which is all the freedom a Gaussian X̂ has against a
 diagonal Gaussian X.
 """

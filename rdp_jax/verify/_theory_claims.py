@@ -49,7 +49,7 @@ def _scalar_against_bruteforce(closed_form, slack) -> Measurement:
 
 @claim(
     "rdp_w2 = brute force",
-    "Zhang et al. 2021, Gaussian RDP closed form (THEORY §3)",
+    "Zhang et al. 2021, Gaussian RDP closed form (maths §3)",
     group="theory",
 )
 def _rdp_w2_bruteforce() -> Measurement:
@@ -69,14 +69,14 @@ def _rdp_kl_bruteforce(direction: str):
 for _direction in ("forward", "reverse"):
     claim(
         f"rdp_kl {_direction} = brute force",
-        "Serra et al. 2024, Gaussian RDP with KL (THEORY §4)",
+        "Serra et al. 2024, Gaussian RDP with KL (maths §4)",
         group="theory",
     )(_rdp_kl_bruteforce(_direction))
 
 
 @claim(
     "rdp_w2_vector (KKT) = multi-start optimiser",
-    "Qian et al. 2025, vector Gaussian RDP, KKT solution (THEORY §5)",
+    "Qian et al. 2025, vector Gaussian RDP, KKT solution (maths §5)",
     group="theory",
 )
 def _vector_kkt_bruteforce() -> Measurement:
@@ -95,7 +95,7 @@ def _vector_kkt_bruteforce() -> Measurement:
 
 @claim(
     "R(D(R,P),P) = R",
-    "Zhang et al. 2021, distortion-rate-perception inverse (THEORY §3)",
+    "Zhang et al. 2021, distortion-rate-perception inverse (maths §3)",
     group="theory",
 )
 def _inverse_round_trip() -> Measurement:
@@ -110,7 +110,7 @@ def _inverse_round_trip() -> Measurement:
 
 @claim(
     "dp_awgn = optimised linear estimators",
-    "Freirich et al. 2021, DP tradeoff under AWGN (THEORY §6)",
+    "Freirich et al. 2021, DP tradeoff under AWGN (maths §6)",
     group="theory",
 )
 def _dp_awgn_bruteforce() -> Measurement:
@@ -149,7 +149,7 @@ def _score_scaled_endpoints() -> Measurement:
 
 @claim(
     "constant ρ misses the anisotropic DP curve",
-    "THEORY §7 (s² = (4, 1, 0.05), σ² = 0.5: gap ≈ 5e-4 at ρ = 0.2-0.4)",
+    "maths §7 (s² = (4, 1, 0.05), σ² = 0.5: gap ≈ 5e-4 at ρ = 0.2-0.4)",
     group="theory",
 )
 def _constant_rho_gap() -> Measurement:
@@ -196,7 +196,7 @@ def _scalar_framework_tight() -> Measurement:
 
 @claim(
     "isotropic framework gap (s² = (4, 0.25), σ² = 1, ρ = 1)",
-    "THEORY §8: 0.916 nats where R(D,P) = 0.854",
+    "maths §8: 0.916 nats where R(D,P) = 0.854",
     group="theory",
 )
 def _isotropic_gap() -> Measurement:
