@@ -19,6 +19,8 @@ from rdp_jax.rcc._layout import (  # noqa: E402
     TailBound,
     balanced_cuts,
     mean_shift_log_bound,
+    mean_shift_log_tail,
+    single_dimension_log_tail,
     split_counts,
 )
 from rdp_jax.rcc._layout_code import cut_scale_q  # noqa: E402
@@ -105,6 +107,34 @@ def test_tail_bound_bounds_the_tail(d, log2_n, seed, ratio):
     bound = math.exp(TailBound(q_mean, q_std, p_mean, p_std, 2**log2_n).log_bound(0, d))
     # One-sided binomial test at z = 5 (false failure ~3e-7 per example).
     assert tail <= bound + 5 * math.sqrt(max(bound * (1 - bound), 1 / n) / n)
+
+
+# Means on a 1/64 grid: a shift of 1e-250 is exact maths but rounds to ln w = 0 in the check.
+_MEAN = st.integers(-256, 256).map(lambda i: i / 64)
+
+
+@given(mq=_MEAN, sq=st.floats(0.2, 3), mp=_MEAN, sp=st.floats(0.2, 3), log_n=st.floats(0, 15))
+def test_single_dimension_tail_is_exact(mq, sq, mp, sp, log_n):
+    # Against 2·10⁵ draws of q: two-sided, 5 standard errors (false failure ~6e-7 per example).
+    n = 200_000
+    z = mq + sq * np.random.default_rng(0).standard_normal(n)
+    log_w = scipy.stats.norm.logpdf(z, mq, sq) - scipy.stats.norm.logpdf(z, mp, sp)
+    tail = np.mean(log_w >= log_n)
+    exact = math.exp(single_dimension_log_tail(mq, sq, mp, sp, log_n))
+    assert abs(tail - exact) <= 5 * math.sqrt(max(exact * (1 - exact), 1 / n) / n)
+    # and never above its Chernoff bound (an upper bound, exactly computed)
+    bound = TailBound(*(np.array([v]) for v in (mq, sq, mp, sp)), math.exp(log_n))
+    assert exact <= math.exp(bound.log_bound(0, 1)) * (1 + 1e-9)
+
+
+def test_mean_shift_tail_is_the_gaussian_tail_of_ln_w():
+    # For a k-bit mean shift ln w ~ N(KL, 2 KL) exactly, whatever the dimension count.
+    for k, n in ((8.0, 2**18), (2.0, 64), (14.0, 2**16)):
+        kl = k * _LN2
+        want = scipy.stats.norm.logsf((math.log(n) - kl) / math.sqrt(2 * kl))
+        assert mean_shift_log_tail(k, n) == pytest.approx(want, rel=1e-12)
+        one = single_dimension_log_tail(math.sqrt(2 * kl), 1.0, 0.0, 1.0, math.log(n))
+        assert one == pytest.approx(want, rel=1e-10)
 
 
 def test_uniform_kl_needs_no_layout_bits():

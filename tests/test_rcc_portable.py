@@ -326,7 +326,11 @@ def test_progressive_stream_decodes_through_a_model_that_rounds_differently(monk
 
 def test_progressive_rejects_another_model_by_fingerprint():
     rng = np.random.default_rng(3)
-    weights = {"w1": rng.normal(size=(8, 3)), "b1": np.zeros(8), "w2": rng.normal(size=(2, 8))}
+    weights = {
+        "w1": 0.3 * rng.normal(size=(8, 3)),
+        "b1": np.zeros(8),
+        "w2": 0.02 * rng.normal(size=(2, 8)),
+    }
     grid, x = np.geomspace(4.0, 0.5, 3), rng.normal(size=2)
     key = jax.random.key(1)
     data = rcc.progressive_encode(key, x, grid, closure_model(weights), num_candidates=64)

@@ -94,13 +94,15 @@ def encode(
     ~ Exp(1) independent of z_J ~ q), whose parameters go in the header; the layout follows the
     indices in the range-coded block.
 
-    **Concentrated KL.** A chunk whose truncation risk (a Chernoff bound on P_q(w ≥ N), through
-    the Rényi divergence) still exceeds that of a k-bit mean shift at N — a single dimension
-    that cannot be split further — searches N·2^e candidates, with the smallest e that makes it
-    as safe; e is recorded in the stream (`EncodeInfo.chunk_candidates`). When not even 2^22
-    candidates suffice (an equal-variance mean shift beyond about 10.8 bits in one dimension
-    at the defaults, e.g. q = N(4, 1) against p = N(0, 1)), `encode` raises a `ValueError`
-    naming the dimension and its KL instead of returning a sample biased towards p.
+    **Concentrated KL.** A chunk still riskier than a k-bit mean shift at N — by its Chernoff
+    bound on P_q(w ≥ N) through the Rényi divergence, or, for a single dimension that cannot
+    be split further, by that exact tail probability — searches N·2^e candidates, with the
+    smallest e that makes it as safe; e is recorded in the stream
+    (`EncodeInfo.chunk_candidates`). When not even 2^22 candidates suffice, `encode` raises a
+    `ValueError` naming the dimension and its KL instead of returning a sample biased towards
+    p. At the defaults that is an equal-variance mean shift beyond 10.5 bits in one dimension
+    (|μ_q − μ_p| > 3.82 σ_p, e.g. q = N(4, 1) against p = N(0, 1)), and can be less when
+    σ_q > σ_p, where w has a heavy tail (maths §11).
 
     **Portability.** The stream decodes to the same bits on every machine: the candidates are
     specified to the bit (`_candidates`: Threefry-2x32 counters, and a normal quantile computed

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import scipy.special
 from jaxtyping import Float, Int
 
 _LN2 = math.log(2.0)
@@ -135,6 +136,11 @@ class TailBound:
         self._q_mean, self._q_std, self._p_mean, self._p_std = q_mean, q_std, p_mean, p_std
         self._log_n = math.log(num_candidates)
 
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """(q_mean, q_std, p_mean, p_std), float64."""
+        return self._q_mean, self._q_std, self._p_mean, self._p_std
+
     def std_ratio(self, dim: int) -> float:
         """σ_q / σ_p of dimension `dim` (above 1, w = q/p is unbounded with a heavy tail)."""
         return float(self._q_std[dim] / self._p_std[dim])
@@ -190,3 +196,41 @@ def mean_shift_log_bound(chunk_bits: float, num_candidates: int) -> float:
     """
     kl = chunk_bits * _LN2
     return float(np.min(_LAMBDAS * (1.0 + _LAMBDAS) * kl - _LAMBDAS * math.log(num_candidates)))
+
+
+def single_dimension_log_tail(q_mean, q_std, p_mean, p_std, log_n: float) -> float:
+    """ln P_q(ln w ≥ ln N) exactly, for one Gaussian dimension (a chunk that cannot split).
+
+    With u = (z − μ_q)/σ_q ~ N(0, 1), ρ = σ_q/σ_p and m = (μ_q − μ_p)/σ_p,
+    ln w = A u² + B u + C with A = (ρ² − 1)/2, B = m ρ and C = m²/2 − ln ρ, so the event is
+    u outside the roots of A u² + B u + C − ln N (A > 0: w unbounded in both tails), between
+    them (A < 0: w bounded), or on one side of a point (A = 0, a pure mean shift). The Chernoff
+    bound of `TailBound` is loosest when σ_q > σ_p, where its λ is capped at σ_p²/(σ_q² − σ_p²).
+    """
+    ratio, m = q_std / p_std, (q_mean - p_mean) / p_std
+    a, b, c = 0.5 * (ratio * ratio - 1.0), m * ratio, 0.5 * m * m - math.log(ratio)
+    c -= log_n
+    log_cdf = scipy.special.log_ndtr
+    if abs(a) <= 1e-12 * max(1.0, abs(b)):  # a mean shift: b u + c ≥ 0
+        if b == 0.0:
+            return 0.0 if c >= 0.0 else -math.inf
+        return float(log_cdf(c / b) if b > 0 else log_cdf(-c / b))
+    discriminant = b * b - 4.0 * a * c
+    if discriminant <= 0.0:  # no real roots: the quadratic keeps the sign of a
+        return 0.0 if a > 0 else -math.inf
+    # Stable roots: q = −(b + sign(b)√Δ)/2, roots q/a and c/q.
+    root = -0.5 * (b + math.copysign(math.sqrt(discriminant), b if b else 1.0))
+    low, high = sorted((root / a, c / root))
+    if a > 0:  # outside the roots
+        return float(np.logaddexp(log_cdf(low), log_cdf(-high)))
+    # between the roots: Φ(high) − Φ(low), from the side where it does not cancel
+    if low > 0:
+        low, high = -high, -low
+    return float(log_cdf(high) + np.log1p(-np.exp(min(log_cdf(low) - log_cdf(high), 0.0))))
+
+
+def mean_shift_log_tail(chunk_bits: float, num_candidates: int) -> float:
+    """ln P_q(ln w ≥ ln N) of a k-bit equal-variance mean shift, where ln w ~ N(KL, 2 KL) nats
+    exactly: the reference `single_dimension_log_tail` is compared with."""
+    kl = chunk_bits * _LN2
+    return float(scipy.special.log_ndtr(-(math.log(num_candidates) - kl) / math.sqrt(2.0 * kl)))

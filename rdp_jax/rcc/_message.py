@@ -144,8 +144,8 @@ def simulate(
         ids = np.flatnonzero((widths == width) & (segment.extra == extra))
         count = num_candidates << extra
         block = max(_MIN_BLOCK, min(_pow2(count), _BLOCK_ELEMENTS // width))
-        # The group size does not depend on C, so one compilation per (N, width) serves every
-        # message; the padding chunks of the last group cost at most one call's candidates.
+        # The group size does not depend on C, so one compilation per (width, block) serves
+        # every message; the padding chunks of the last group cost at most one call's candidates.
         group = max(1, _STEP_ELEMENTS // (block * width))
         padded_ids = _padded(ids, group)
         # Per-chunk coefficients; padding (a = 0, b = 1) adds exactly 0 to log w.
@@ -159,12 +159,9 @@ def simulate(
         for start in range(0, len(padded_ids), group):
             device = devices[len(calls) % len(devices)]
             part = slice(start, start + group)
-            inputs = (keys[0][part], keys[1][part], a[part], b[part])
+            inputs = (keys[0][part], keys[1][part], a[part], b[part], np.uint32(count))
             found = search_chunks(
-                *jax.device_put(inputs, device),
-                num_candidates=count,
-                block=block,
-                ordered=algorithm == "orc",
+                *jax.device_put(inputs, device), block=block, ordered=algorithm == "orc"
             )
             calls.append((ids[start : start + group], found))
     indices = np.zeros(num_chunks, dtype=np.int64)

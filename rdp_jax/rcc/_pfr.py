@@ -13,14 +13,14 @@ from jaxtyping import Array, Float, Int, UInt32
 from rdp_jax.rcc._candidates import search_exponentials, search_noise
 
 
-@functools.partial(jax.jit, static_argnames=("num_candidates", "block", "ordered"))
+@functools.partial(jax.jit, static_argnames=("block", "ordered"))
 def search_chunks(
     candidate_keys: UInt32[Array, "g 2"],
     time_keys: UInt32[Array, "g 2"],
     a: Float[Array, "g width"],
     b: Float[Array, "g width"],
+    num_candidates: Int[Array, ""],
     *,
-    num_candidates: int,
     block: int,
     ordered: bool = False,
 ) -> tuple[Int[Array, " g"], Float[Array, " g"]]:
@@ -36,7 +36,8 @@ def search_chunks(
         + \\tfrac12 ε_i^2\\Big],
 
     and padded dimensions (a = 0, b = 1) contribute exactly 0. Memory is O(g · block · width)
-    whatever N is: candidates live only inside one scan step.
+    whatever N is: candidates live only inside one loop step. N is a traced scalar (the loop
+    runs ⌈N / block⌉ steps), so one compilation per (width, block) serves every N.
 
     **Returns:** each chunk's selected index and the log w (nats) of its selected candidate.
     """
@@ -45,9 +46,10 @@ def search_chunks(
     if block % 2:
         raise ValueError(f"block={block} must be even.")
     log_b = jnp.sum(jnp.log(b), axis=-1, keepdims=True)
-    num_blocks = -(-num_candidates // block)
+    num_candidates = jnp.asarray(num_candidates, jnp.uint32)
+    num_blocks = (num_candidates + block - 1) // block
 
-    def step(carry, i):
+    def step(i, carry):
         t0, best_score, best_index, best_logw = carry
         first = i * block
         j = first + jnp.arange(block, dtype=jnp.uint32)
@@ -56,7 +58,7 @@ def search_chunks(
         logw = log_b + 0.5 * jnp.sum((eps - u) * (eps + u), axis=-1)
         e = search_exponentials(time_keys, first, block, dtype)
         if ordered:
-            e = e / jnp.maximum(num_candidates - j, 1).astype(dtype)
+            e = e / jnp.where(j < num_candidates, num_candidates - j, 1).astype(dtype)
         t = t0[:, None] + jnp.cumsum(e, axis=-1)
         # log space: T_j / w_j overflows for the KL of a whole chunk in float32.
         score = jnp.where(j < num_candidates, jnp.log(t) - logw, jnp.inf)
@@ -68,7 +70,7 @@ def search_chunks(
             jnp.where(better, score[rows, k], best_score),
             jnp.where(better, j[k], best_index),
             jnp.where(better, logw[rows, k], best_logw),
-        ), None
+        )
 
     init = (
         jnp.zeros((group,), dtype),
@@ -76,5 +78,5 @@ def search_chunks(
         jnp.zeros((group,), jnp.uint32),
         jnp.zeros((group,), dtype),
     )
-    (_, _, index, logw), _ = jax.lax.scan(step, init, jnp.arange(num_blocks, dtype=jnp.uint32))
+    _, _, index, logw = jax.lax.fori_loop(jnp.uint32(0), num_blocks, step, init)
     return index, logw

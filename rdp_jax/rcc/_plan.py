@@ -11,8 +11,9 @@ little when few chunks split.
 
 A chunk that is still too risky — a single dimension that cannot be split, or a KL-balanced
 chunk whose variances make w heavy-tailed — searches N·2^e candidates instead, with the
-smallest e that brings its bound to the reference (`candidate_exponents`). When even 2²²
-candidates do not, `encode` refuses with a `ValueError` rather than return a biased sample.
+smallest e that makes it as safe as the reference (`candidate_exponents`; single dimensions by
+their exact tail). When even 2²² candidates do not, `encode` refuses with a `ValueError`
+rather than return a biased sample.
 """
 
 import math
@@ -21,7 +22,14 @@ import numpy as np
 
 from rdp_jax.rcc._bitstream import Segment, layout_bits
 from rdp_jax.rcc._index_model import expected_index_bits, law_parameters, log_weight_variance
-from rdp_jax.rcc._layout import TailBound, chunk_counts, mean_shift_log_bound, split_counts
+from rdp_jax.rcc._layout import (
+    TailBound,
+    chunk_counts,
+    mean_shift_log_bound,
+    mean_shift_log_tail,
+    single_dimension_log_tail,
+    split_counts,
+)
 from rdp_jax.rcc._layout_code import (
     MAX_CANDIDATES,
     cut_scale_q,
@@ -38,26 +46,42 @@ _RISK_SLACK = 1e-9
 
 
 def candidate_exponents(
-    bound: TailBound, counts: np.ndarray, limit: float, kl_bits: np.ndarray, num_candidates: int
+    bound: TailBound,
+    counts: np.ndarray,
+    limit: float,
+    kl_bits: np.ndarray,
+    chunk_bits: float,
+    num_candidates: int,
 ) -> np.ndarray:
-    """The smallest e ≥ 0 per chunk with `bound.log_bound` at N·2^e candidates ≤ `limit`.
+    """The smallest e ≥ 0 per chunk that makes it as safe with N·2^e candidates as the reference,
+    a k-bit mean shift with N.
+
+    A chunk of several dimensions is judged by its Chernoff bound (`bound.log_bound` ≤
+    `limit`). A single dimension, which is what remains of a chunk that splitting could not
+    make safe, is judged by its exact tail P_q(w ≥ N·2^e) (`single_dimension_log_tail`) against
+    the reference's exact tail, which is tighter where σ_q > σ_p.
 
     **Raises:** `ValueError` naming the dimension of largest KL in a chunk that no e ≤
     ⌊log2(2²²/N)⌋ makes safe.
     """
     extra = np.zeros(len(counts), dtype=np.int64)
     starts = np.cumsum(counts) - counts
-    risky = np.flatnonzero(bound.chunk_log_bounds(counts) > limit)
+    exact_limit = mean_shift_log_tail(chunk_bits, num_candidates)
+    log_n = math.log(num_candidates)
+
+    def safe(start: int, stop: int, e: int) -> bool:
+        if stop - start > 1:
+            return bound.log_bound(start, stop, e) <= limit
+        args = (float(a[start]) for a in bound.arrays)
+        tail = single_dimension_log_tail(*args, log_n + e * math.log(2.0))
+        return tail <= exact_limit + 1e-9 * abs(exact_limit)
+
+    # Every single dimension is judged exactly; wider chunks only where their bound exceeds.
+    risky = np.flatnonzero((bound.chunk_log_bounds(counts) > limit) | (counts == 1))
     for chunk in risky.tolist():
         start, stop = int(starts[chunk]), int(starts[chunk] + counts[chunk])
-        exponent = next(
-            (
-                e
-                for e in range(1, max_extra(num_candidates) + 1)
-                if bound.log_bound(start, stop, e) <= limit
-            ),
-            None,
-        )
+        top = max_extra(num_candidates)
+        exponent = next((e for e in range(top + 1) if safe(start, stop, e)), None)
         if exponent is None:
             raise ValueError(_unreachable_message(bound, start, stop, kl_bits, num_candidates))
         extra[chunk] = exponent
@@ -136,7 +160,7 @@ def plan_layout(
 
     base = min(dim, max(1, math.ceil(float(np.sum(kl_bits)) / chunk_bits - 1e-9)))
     counts = split_counts(dim, base, too_risky)
-    extra = candidate_exponents(bound, counts, limit, kl_bits, num_candidates)
+    extra = candidate_exponents(bound, counts, limit, kl_bits, chunk_bits, num_candidates)
     split_q = split_probability_q(np.array(flags, dtype=bool))
     split, split_bits = _segment(
         "split", split_q, base, counts, kl_bits, var, extra, num_candidates
@@ -147,7 +171,7 @@ def plan_layout(
     if np.abs(width_deviations(cuts)).max(initial=0) > deviation_bound(dim):
         return split
     try:
-        extra = candidate_exponents(bound, cuts, limit, kl_bits, num_candidates)
+        extra = candidate_exponents(bound, cuts, limit, kl_bits, chunk_bits, num_candidates)
     except ValueError:  # a cut chunk holds more than one risky dimension; split has none
         return split
     balanced, balanced_bits = _segment(
