@@ -301,33 +301,6 @@ def test_same_bytes_without_jit():
     assert np.asarray(x).tobytes() == np.asarray(info.sample).tobytes()
 
 
-_FRESH_DECODE = """
-import sys, jax, numpy as np
-jax.config.update("jax_enable_x64", True)
-from rdp_jax import rcc
-data, p_mean, p_std = (open(sys.argv[i], "rb").read() for i in (1, 2, 3))
-x = rcc.decode(jax.random.key(9), data, np.frombuffer(p_mean), np.frombuffer(p_std))
-sys.stdout.buffer.write(np.asarray(x).tobytes())
-"""
-
-
-def test_fresh_process_decodes_bit_exactly(tmp_path):
-    import subprocess
-    import sys
-
-    q_mean, q_std, p_mean, p_std = _problem(9, 40, 70.0, 0.7)
-    data, info = rcc.encode(
-        jax.random.key(9), q_mean, q_std, p_mean, p_std, num_candidates=2**10, return_info=True
-    )
-    paths = [tmp_path / name for name in ("data", "p_mean", "p_std")]
-    for path, blob in zip(paths, (data, p_mean.tobytes(), p_std.tobytes()), strict=True):
-        path.write_bytes(blob)
-    out = subprocess.run(
-        [sys.executable, "-c", _FRESH_DECODE, *map(str, paths)], capture_output=True, check=True
-    )
-    assert out.stdout == np.asarray(info.sample).tobytes()
-
-
 _TWO_DEVICE_ENCODE = """
 import os, sys
 os.environ["JAX_NUM_CPU_DEVICES"] = "2"

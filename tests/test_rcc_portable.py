@@ -98,9 +98,11 @@ def test_normal_quantile_is_accurate(x):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_search_candidates_are_the_regenerated_ones_within_rounding(dtype):
     # The encoder scores candidates computed in XLA, then regenerates the winner in NumPy. Both
-    # evaluate one formula of about 40 roundings (three rational functions of degree 7, a log and
-    # a square root); contraction into FMAs can change each by at most its own ½ ulp, so the two
-    # differ by at most 40 ulp of the dtype (8 measured). The extreme tails are included.
+    # evaluate one formula of at most about 40 roundings (AS 241: three rational functions of
+    # degree 7, a log and a square root; Giles: two polynomials of degree 8, a log and a square
+    # root); contraction into FMAs, or float32 evaluation against float64, moves each by at most
+    # its own ½ ulp, so the two differ by at most 40 ulp of the dtype (8 measured). The extreme
+    # tails are included.
     keys = _candidates.chunk_keys(np.array([3, 9], np.uint32), 6, _candidates.CANDIDATES)
     block, width, first = 2048, 8, 2**20
     fast = jax.jit(_candidates.search_noise, static_argnums=(2, 3, 4))(
@@ -120,14 +122,34 @@ def test_search_candidates_are_the_regenerated_ones_within_rounding(dtype):
         [np.arange(64), 2**bits - 1 - np.arange(64), 2 ** (bits - 1) + np.arange(64)]
     )
     x = ((k - 2 ** (bits - 1)).astype(dtype) + dtype(0.5)) * dtype(2.0 ** (1 - bits))
-    fast = jax.jit(lambda v: _portable_math.quantile_centered(v, jnp, jnp.log))(x)
-    exact = _portable_math.ndtri_centered(x.astype(np.float64)).astype(dtype)
+    if dtype == np.float64:
+        fast = jax.jit(lambda v: _portable_math.quantile_centered(v, jnp, jnp.log))(x)
+        exact = _portable_math.ndtri_centered(x)
+    else:
+        fast = jax.jit(lambda v: _portable_math.giles_quantile_centered(v, jnp, jnp.log))(x)
+        exact = _portable_math.ndtri_centered_float32(x)
     assert np.all(np.abs(np.asarray(fast) - exact) <= 40 * np.spacing(np.abs(exact)))
 
 
+def test_float32_candidates_are_accurate_on_their_whole_grid():
+    # All 2^24 values of x a float32 candidate can take: Giles' approximation, evaluated in
+    # float64 and rounded once, against AS 241 (accurate to 1.1e-15). Giles bounds its relative
+    # error below 1e-6; the grid's worst is 1.7e-7 (2.3 float32 ulp).
+    worst = 0.0
+    for start in range(0, 2**24, 2**20):
+        m = np.arange(start, start + 2**20, dtype=np.int64) - 2**23
+        x = (m.astype(np.float64) + 0.5) * 2.0**-23
+        exact = _portable_math.ndtri_centered(x)
+        got = _portable_math.ndtri_centered_float32(x).astype(np.float64)
+        worst = max(worst, float(np.max(np.abs(got - exact) / np.abs(exact))))
+    assert worst <= 1e-6
+
+
 def test_float32_reach_is_the_grid_extreme():
-    # u = 2⁻²⁵ is the smallest float32 candidate quantile: |ε| ≤ Φ⁻¹(1 − 2⁻²⁵).
-    assert _candidates.FLOAT32_REACH == pytest.approx(-scipy.stats.norm.ppf(2.0**-25), rel=1e-14)
+    # u = 2⁻²⁵ is the smallest float32 candidate quantile: |ε| ≤ Φ⁻¹(1 − 2⁻²⁵), up to Giles'
+    # relative error (1e-6) and the rounding to float32 (2⁻²⁴).
+    want = -scipy.stats.norm.ppf(2.0**-25)
+    assert _candidates.FLOAT32_REACH == pytest.approx(want, rel=1e-6 + 2.0**-24)
 
 
 @pytest.mark.parametrize("freq_of_zero", [1, 2, 3, 1000])

@@ -42,19 +42,18 @@ import constriction
 import numpy as np
 
 from rdp_jax.rcc._index_model import index_law
-from rdp_jax.rcc._layout import balanced_cuts, split_counts
 from rdp_jax.rcc._layout_code import (
     LAYOUTS,
     MAX_CANDIDATES,
     MAX_CUT_SCALE,
     SPLIT_SCALE,
     cut_table,
-    deviation_bound,
+    decode_layout,
     extra_table,
+    layout_fields,
+    layout_symbols,
     max_extra,
-    split_flags,
     split_table,
-    width_deviations,
 )
 from rdp_jax.rcc._tables import Table
 
@@ -114,44 +113,6 @@ def _get_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             return value, pos
 
 
-def layout_symbols(dim: int, segment: Segment) -> tuple[np.ndarray, Table | None]:
-    """The symbols that code `segment`'s layout and their table; none when its parameter is 0
-    (cuts: all widths equal; split: no chunk split)."""
-    if segment.layout == "cuts":
-        symbols = width_deviations(segment.counts)
-        bound = deviation_bound(dim)
-        if np.any(np.abs(symbols) > bound):
-            raise ValueError("encode: internal error: a width deviation is out of range.")
-        symbols, table = symbols + bound, cut_table(dim, max(segment.layout_q, 1))
-        zero = bound
-    else:
-        symbols = split_flags(dim, segment.base_chunks, segment.counts)
-        table, zero = split_table(max(segment.layout_q, 1)), 0
-    if segment.layout_q == 0:
-        if np.any(symbols != zero):
-            raise ValueError("encode: internal error: layout symbols with a zero parameter.")
-        return symbols[:0], None
-    return symbols.astype(np.int32), table
-
-
-def layout_fields(segment: Segment) -> list[int]:
-    """The header varints of a layout of C > 1 chunks: 2·a + m, then C₀ for the split mode."""
-    fields = [2 * segment.layout_q + LAYOUTS.index(segment.layout)]
-    return fields + ([segment.base_chunks] if segment.layout == "split" else [])
-
-
-def layout_bits(dim: int, segment: Segment) -> float:
-    """What `segment`'s layout costs in bits: its header fields, and the ideal codelength of
-    its symbols (the range coder adds < 1 bit per block)."""
-    if len(segment.counts) == 1:
-        return 0.0
-    header = bytearray()
-    for value in layout_fields(segment):
-        _put_varint(header, value)
-    symbols, table = layout_symbols(dim, segment)
-    return 8 * len(header) + (table.bits(symbols) if table is not None else 0.0)
-
-
 def _boosted(segment: Segment) -> int:
     return int(np.count_nonzero(segment.extra))
 
@@ -179,24 +140,6 @@ def _segment_tables(header: Header, segment: Segment) -> list[Table]:
     return tables
 
 
-def _decode_layout(decoder, dim: int, segment: Segment) -> np.ndarray:
-    num_chunks = len(segment.counts)
-    if segment.layout == "cuts":
-        deviations = np.zeros(num_chunks - 1, dtype=np.int64)
-        if num_chunks > 1 and segment.layout_q:
-            bound = deviation_bound(dim)
-            symbols = decoder.decode(cut_table(dim, segment.layout_q).model, num_chunks - 1)
-            deviations = symbols.astype(np.int64) - bound
-        widths = np.diff(balanced_cuts(dim, num_chunks))
-        widths[:-1] += np.cumsum(deviations, dtype=np.int64)
-        widths[-1] = dim - widths[:-1].sum()
-        return widths
-    if segment.layout_q == 0:
-        return split_counts(dim, segment.base_chunks, lambda start, stop: False)
-    model = split_table(segment.layout_q).model
-    return split_counts(dim, segment.base_chunks, lambda start, stop: bool(decoder.decode(model)))
-
-
 def _decode_block(block: bytes, header: Header) -> list[Segment]:
     """Each segment with its indices' exponents and chunk widths filled in, and the indices,
     from a zero-padded block."""
@@ -214,7 +157,7 @@ def _decode_block(block: bytes, header: Header) -> list[Segment]:
             chosen = np.empty(num_chunks, dtype=np.int64)
             for start, end, table in _index_runs(header, segment):
                 chosen[start:end] = decoder.decode(table.model, end - start)
-            counts = _decode_layout(decoder, header.dim, segment).astype(np.int64)
+            counts = decode_layout(decoder, header.dim, segment).astype(np.int64)
             out.append((segment._replace(counts=counts), chosen))
     except Exception as error:  # constriction signals malformed data with its own error types
         raise ValueError(

@@ -17,7 +17,10 @@ jax version. With T(k, (a, b)) the cipher's two output words (format version 5):
     bits, centred;
   - float32: (w₀, w₁) = T(h, (j, ⌊i/2⌋)), w = w₀ for even i and w₁ for odd i, x = (⌊w / 2⁸⌋ −
     2²³ + ½)·2⁻²³;
-  - ε = Φ⁻¹((1 + x)/2) (Wichura's AS 241), rounded to the dtype, and z = μ_p + σ_p ε.
+  - ε = Φ⁻¹((1 + x)/2): in float64 by Wichura's AS 241 (accurate to about 1e-16); in float32
+    by Giles' single-precision erfinv, ε = √2·x·P(w) with w = −ln((1 − x)(1 + x)) (within
+    1e-6 relative, and cheaper: the search evaluates it for every candidate), computed in
+    float64 and rounded once to float32; then z = μ_p + σ_p ε.
   x is exact in its dtype and lies in (−1, 1), so u = (1 + x)/2 never reaches 0 or 1: float64
   candidates reach |ε| ≤ 8.29 and float32 ones |ε| ≤ `FLOAT32_REACH`.
 - arrival times (the encoder's private randomness: the decoder never needs them): candidate j
@@ -107,10 +110,10 @@ def candidate_noise(
     indices, slots = indices.astype(_U32), slots.astype(_U32)
     if dtype == np.float64:
         x = _centred64(*threefry2x32(keys[:, 0], keys[:, 1], indices, slots))
-    else:
-        w0, w1 = threefry2x32(keys[:, 0], keys[:, 1], indices, slots >> _U32(1))
-        x = _centred32(np.where(slots & _U32(1), w1, w0), np.float64)
-    return _portable_math.ndtri_centered(x).astype(dtype)
+        return _portable_math.ndtri_centered(x)
+    w0, w1 = threefry2x32(keys[:, 0], keys[:, 1], indices, slots >> _U32(1))
+    x = _centred32(np.where(slots & _U32(1), w1, w0), np.float64)
+    return _portable_math.ndtri_centered_float32(x)
 
 
 def search_noise(
@@ -124,12 +127,11 @@ def search_noise(
     if dtype == np.float64:
         slots = jnp.arange(width, dtype=jnp.uint32)[None, None, :]
         x = _centred64(*_threefry_xla(k0, k1, j, slots))
-    else:
-        pairs = jnp.arange(width // 2, dtype=jnp.uint32)[None, None, :]
-        w0, w1 = _threefry_xla(k0, k1, j, pairs)
-        words = jnp.stack([w0, w1], axis=-1).reshape(keys.shape[0], block, width)
-        x = _centred32(words, dtype)
-    return _portable_math.quantile_centered(x, jnp, jnp.log)
+        return _portable_math.quantile_centered(x, jnp, jnp.log)
+    pairs = jnp.arange(width // 2, dtype=jnp.uint32)[None, None, :]
+    w0, w1 = _threefry_xla(k0, k1, j, pairs)
+    words = jnp.stack([w0, w1], axis=-1).reshape(keys.shape[0], block, width)
+    return _portable_math.giles_quantile_centered(_centred32(words, dtype), jnp, jnp.log)
 
 
 def search_exponentials(keys: UInt32[Array, "g 2"], first: Array, block: int, dtype):
@@ -146,4 +148,4 @@ def search_exponentials(keys: UInt32[Array, "g 2"], first: Array, block: int, dt
 
 
 # The largest |ε| a float32 candidate can take: x = ±(1 − 2⁻²⁴), i.e. u = 2⁻²⁵.
-FLOAT32_REACH = float(-_portable_math.ndtri_centered(np.float64(2.0**-24 - 1.0)))
+FLOAT32_REACH = float(_portable_math.ndtri_centered_float32(np.float64(1.0 - 2.0**-24)))

@@ -15,7 +15,7 @@ the C exponents are coded under weights (C − B)·E for e = 0 and B for each e 
 nothing.
 
 Every law is an integer table (`_tables`), so the decoder rebuilds the layout from the header
-fields on any machine.
+fields on any machine. A segment here is `_bitstream.Segment`.
 """
 
 import functools
@@ -122,3 +122,58 @@ def extra_table(num_chunks: int, boosted: int, num_candidates: int) -> Table:
     e = 1, …, E."""
     top = max_extra(num_candidates)
     return table_from_weights(np.array([(num_chunks - boosted) * top] + [boosted] * top))
+
+
+def layout_symbols(dim: int, segment) -> tuple[np.ndarray, Table | None]:
+    """The symbols that code `segment`'s layout and their table; none when its parameter is 0
+    (cuts: all widths equal; split: no chunk split)."""
+    if segment.layout == "cuts":
+        symbols = width_deviations(segment.counts)
+        bound = deviation_bound(dim)
+        if np.any(np.abs(symbols) > bound):
+            raise ValueError("encode: internal error: a width deviation is out of range.")
+        symbols, table = symbols + bound, cut_table(dim, max(segment.layout_q, 1))
+        zero = bound
+    else:
+        symbols = split_flags(dim, segment.base_chunks, segment.counts)
+        table, zero = split_table(max(segment.layout_q, 1)), 0
+    if segment.layout_q == 0:
+        if np.any(symbols != zero):
+            raise ValueError("encode: internal error: layout symbols with a zero parameter.")
+        return symbols[:0], None
+    return symbols.astype(np.int32), table
+
+
+def layout_fields(segment) -> list[int]:
+    """The header varints of a layout of C > 1 chunks: 2·a + m, then C₀ for the split mode."""
+    fields = [2 * segment.layout_q + LAYOUTS.index(segment.layout)]
+    return fields + ([segment.base_chunks] if segment.layout == "split" else [])
+
+
+def layout_bits(dim: int, segment) -> float:
+    """What `segment`'s layout costs in bits: its header fields (LEB128 varints, 7 bits a
+    byte), and the ideal codelength of its symbols (the range coder adds < 1 bit per block)."""
+    if len(segment.counts) == 1:
+        return 0.0
+    header = sum(max(1, -(-value.bit_length() // 7)) for value in layout_fields(segment))
+    symbols, table = layout_symbols(dim, segment)
+    return 8 * header + (table.bits(symbols) if table is not None else 0.0)
+
+
+def decode_layout(decoder, dim: int, segment) -> np.ndarray:
+    """The chunk widths of `segment`, read from a constriction range decoder."""
+    num_chunks = len(segment.counts)
+    if segment.layout == "cuts":
+        deviations = np.zeros(num_chunks - 1, dtype=np.int64)
+        if num_chunks > 1 and segment.layout_q:
+            bound = deviation_bound(dim)
+            symbols = decoder.decode(cut_table(dim, segment.layout_q).model, num_chunks - 1)
+            deviations = symbols.astype(np.int64) - bound
+        widths = np.diff(balanced_cuts(dim, num_chunks))
+        widths[:-1] += np.cumsum(deviations, dtype=np.int64)
+        widths[-1] = dim - widths[:-1].sum()
+        return widths
+    if segment.layout_q == 0:
+        return split_counts(dim, segment.base_chunks, lambda start, stop: False)
+    model = split_table(segment.layout_q).model
+    return split_counts(dim, segment.base_chunks, lambda start, stop: bool(decoder.decode(model)))

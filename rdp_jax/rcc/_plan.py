@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from rdp_jax.rcc._bitstream import Segment, layout_bits
+from rdp_jax.rcc._bitstream import Segment
 from rdp_jax.rcc._index_model import expected_index_bits, law_parameters, log_weight_variance
 from rdp_jax.rcc._layout import (
     TailBound,
@@ -35,6 +35,7 @@ from rdp_jax.rcc._layout_code import (
     cut_scale_q,
     deviation_bound,
     extra_table,
+    layout_bits,
     max_extra,
     split_probability_q,
     width_deviations,

@@ -105,37 +105,6 @@ def _unbiased() -> Measurement:
 
 
 @claim(
-    "streams decode bit-exactly",
-    f"rdp-jax format v{rcc.FORMAT_VERSION}: 20 random messages, d ≤ 512, KL ≤ 300 bits, "
-    "float32 and float64, PFR and ORC",
-    group="rcc",
-)
-def _bit_exact() -> Measurement:
-    rng = np.random.default_rng(11)
-    mismatches = 0
-    for trial in range(20):
-        d = int(rng.integers(1, 513))
-        dtype = (np.float32, np.float64)[trial % 2]
-        p_mean, p_std = rng.normal(size=d), np.exp(0.3 * rng.normal(size=d))
-        q_std = p_std * np.exp(0.3 * rng.normal(size=d))
-        q_mean = p_mean + p_std * rng.normal(size=d) * math.sqrt(2 * rng.uniform(0, 300) / d)
-        args = [x.astype(dtype) for x in (q_mean, q_std, p_mean, p_std)]
-        key = jax.random.key(trial)
-        algorithm = rcc.ALGORITHMS[trial // 2 % 2]
-        with warnings.catch_warnings():
-            # Exactness, not bias, is the claim: float32's unreachable-tail warning is moot.
-            warnings.simplefilter("ignore", UserWarning)
-            data, info = rcc.encode(
-                key, *args, algorithm=algorithm, num_candidates=256, return_info=True
-            )
-        x = rcc.decode(key, data, args[2], args[3])
-        mismatches += np.asarray(x).tobytes() != np.asarray(info.sample).tobytes()
-    return Measurement(
-        float(mismatches), 0.0, 0.0, detail="mismatching samples out of 20 round trips (N = 256)"
-    )
-
-
-@claim(
     "progressive (DiffC) total KL → I(X; X_σ)",
     "Vonderfecht & Liu 2025 (DiffC), maths §10; exact Gaussian score, d = 32",
     group="rcc",
@@ -212,16 +181,17 @@ def _other_cpu_settings() -> dict[str, str]:
 
 
 @claim(
-    "streams decode bit-exactly on other CPU settings, and a golden stream forever",
-    f"rdp-jax format v{rcc.FORMAT_VERSION}: a golden stream and 8 fresh ones (float32/64, "
-    "PFR/ORC), decoded here and in a process with NumPy baseline kernels and XLA at SSE4.2",
+    "streams decode bit-exactly, here, on other CPU settings, and a golden stream forever",
+    f"rdp-jax format v{rcc.FORMAT_VERSION}: a golden stream and 20 fresh ones (d ≤ 512, float32 "
+    "and float64, PFR and ORC), decoded here and in a process with NumPy baseline kernels and "
+    "XLA at SSE4.2",
     group="rcc",
 )
 def _portable() -> Measurement:
     rng = np.random.default_rng(21)
     cases, want = [(1, "float64", 64, _GOLDEN_STREAM)], [_GOLDEN_SHA256]
-    for trial in range(8):
-        d, dtype = int(rng.integers(1, 257)), ("float32", "float64")[trial % 2]
+    for trial in range(20):
+        d, dtype = int(rng.integers(1, 513)), ("float32", "float64")[trial % 2]
         q_mean, q_std = rng.normal(size=d), np.exp(-0.3 * np.abs(rng.normal(size=d)))
         args = [a.astype(dtype) for a in (q_mean, q_std, np.zeros(d), np.ones(d))]
         algorithm = rcc.ALGORITHMS[trial // 2 % 2]
