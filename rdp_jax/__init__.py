@@ -7,24 +7,39 @@ The closed-form truth lives in the separate `theory` package; `rdp_jax` holds th
 - `scores`: score sources (analytic Gaussians and mixtures, adapters for learned models);
 - `VE`, `VPLinear`, `VPCosine`: noise schedules with exact t ↔ σ conversions;
 - `metrics`: distortion and perception estimators with standard errors;
-- `rcc`: reverse channel coding of diagonal Gaussians to a real bitstream (PFR; work in
-  progress, issue 4);
+- `rcc`: reverse channel coding of diagonal Gaussians to portable bitstreams (PFR and ORC,
+  progressive DiffC coding);
 - `experiments`: the measurements behind `rdp-jax verify` and the benchmarks.
+
+Each part is imported when first used, so `from rdp_jax import rcc` does not load the decoder's
+ODE solvers or the optimal-transport library.
 """
 
-from rdp_jax import (
-    experiments as experiments,
-    metrics as metrics,
-    rcc as rcc,
-    scores as scores,
-)
-from rdp_jax._decoder import (
-    METHODS as METHODS,
-    DecodeInfo as DecodeInfo,
-    decode as decode,
-    posterior_sample as posterior_sample,
-    tweedie_denoise as tweedie_denoise,
-)
-from rdp_jax._schedules import VE as VE, VPCosine as VPCosine, VPLinear as VPLinear
+import importlib
 
 __version__ = "0.1.0"
+
+_SUBMODULES = ("experiments", "metrics", "rcc", "scores")
+_ATTRIBUTES = {
+    "METHODS": "rdp_jax._decoder",
+    "DecodeInfo": "rdp_jax._decoder",
+    "decode": "rdp_jax._decoder",
+    "posterior_sample": "rdp_jax._decoder",
+    "tweedie_denoise": "rdp_jax._decoder",
+    "VE": "rdp_jax._schedules",
+    "VPCosine": "rdp_jax._schedules",
+    "VPLinear": "rdp_jax._schedules",
+}
+__all__ = [*_SUBMODULES, *_ATTRIBUTES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"rdp_jax.{name}")
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'rdp_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
