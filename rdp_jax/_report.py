@@ -21,12 +21,13 @@ def _number(x: float) -> str:
 
 
 def claim_row(result: ClaimResult) -> list[str]:
-    """One table row: verdict, claim, measured, expected (with the comparison), time."""
+    """One table row: verdict, evidence, claim, measured, expected (with the comparison), time."""
     expected = _number(result.expected)
     if result.comparison != "report":
         expected += f" {_SYMBOL[result.comparison]}{_number(result.tolerance)}"
     return [
         result.verdict,
+        result.evidence,
         result.name,
         _number(result.measured),
         expected,
@@ -36,7 +37,7 @@ def claim_row(result: ClaimResult) -> list[str]:
 
 def format_table(results: Sequence[ClaimResult]) -> str:
     """A fixed-width table of results, with each claim's source and detail on a second line."""
-    header = ["verdict", "claim", "measured", "expected", "time"]
+    header = ["verdict", "evidence", "claim", "measured", "expected", "time"]
     rows = [claim_row(r) for r in results]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     width = min(shutil.get_terminal_size((120, 20)).columns, 160)
@@ -47,8 +48,8 @@ def format_table(results: Sequence[ClaimResult]) -> str:
             textwrap.wrap(
                 f"{result.source}; {result.detail}",
                 width=width,
-                initial_indent=" " * (widths[0] + 2) + "↳ ",
-                subsequent_indent=" " * (widths[0] + 4),
+                initial_indent=" " * (widths[0] + widths[1] + 4) + "↳ ",
+                subsequent_indent=" " * (widths[0] + widths[1] + 6),
             )
         )
     return "\n".join(lines)

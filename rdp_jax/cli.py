@@ -29,7 +29,7 @@ def _verify(args: argparse.Namespace) -> int:
         claims = [c for c in claims if args.match.lower() in c.name.lower()]
     if args.list:
         for c in claims:
-            print(f"[{c.group}] {c.name}  ({c.source})")
+            print(f"[{c.group}] [{c.evidence}] {c.name}  ({c.source})")
         return 0
     if not claims:
         print("rdp-jax verify: no claim matches the selection.", file=sys.stderr)

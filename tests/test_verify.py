@@ -34,15 +34,15 @@ def scratch_registry(monkeypatch):
 
 
 def test_claims_register_run_and_judge(scratch_registry):
-    @claim("passes", "a source", group="decoder")
+    @claim("passes", "a source", group="decoder", evidence="analytic")
     def _passes():
         return Measurement(1.0, 1.0, 0.0)
 
-    @claim("fails", "a source", group="theory")
+    @claim("fails", "a source", group="theory", evidence="brute force")
     def _fails():
         return Measurement(2.0, 1.0, 0.5)
 
-    @claim("raises", "a source", group="theory")
+    @claim("raises", "a source", group="theory", evidence="brute force")
     def _raises():
         raise RuntimeError("boom")
 
@@ -58,11 +58,11 @@ def test_claims_register_run_and_judge(scratch_registry):
     rows = json.loads(_report.to_json(results))
     assert rows[1]["measured"] is None and rows[2]["verdict"] == "PASS"
     with pytest.raises(ValueError, match="twice"):
-        claim("passes", "again", group="theory")(_passes)
+        claim("passes", "again", group="theory", evidence="brute force")(_passes)
 
 
 def test_cli_json_and_exit_codes(scratch_registry, capsys):
-    @claim("fine", "src", group="theory")
+    @claim("fine", "src", group="theory", evidence="brute force")
     def _fine():
         return Measurement(0.0, 0.0, 1e-12)
 
@@ -70,7 +70,7 @@ def test_cli_json_and_exit_codes(scratch_registry, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     assert row["name"] == "fine" and row["verdict"] == "PASS"
 
-    @claim("broken", "src", group="theory")
+    @claim("broken", "src", group="theory", evidence="brute force")
     def _broken():
         return Measurement(1.0, 0.0, 1e-12)
 
@@ -85,3 +85,6 @@ def test_registered_project_claims_are_well_formed():
     assert len({c.name for c in claims}) == len(claims)
     assert {c.group for c in claims} >= {"theory", "decoder"}
     assert all(c.source for c in claims)
+    # Every group rests on at least one independent reference, not on consistency alone.
+    for group in {c.group for c in claims}:
+        assert any(c.evidence != "consistency" for c in claims if c.group == group), group

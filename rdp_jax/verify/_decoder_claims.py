@@ -30,6 +30,7 @@ def _random_covariance(key, d):
     "(a) ρ = 1 decodes to the MMSE estimate",
     "Wang, Bi & Zhang 2026, Lemma 1 (full-covariance Gaussian, d = 4)",
     group="decoder",
+    evidence="analytic",
 )
 def _rho_one_is_mmse() -> Measurement:
     model = gaussian(jnp.array([0.5, -1.0, 0.0, 2.0]), _random_covariance(jax.random.key(0), 4))
@@ -46,6 +47,7 @@ def _rho_one_is_mmse() -> Measurement:
     "(b) ρ = 0 gives P = 0",
     "Wang, Bi & Zhang 2026, Prop. 2 (full-covariance Gaussian, d = 4, σ ∈ {0.1, 1, 10})",
     group="decoder",
+    evidence="analytic",
 )
 def _rho_zero_is_realistic() -> Measurement:
     model = gaussian(jnp.zeros(4), _random_covariance(jax.random.key(3), 4))
@@ -67,6 +69,7 @@ def _z_scores(points, D_true, P_true) -> list[float]:
     "(c) empirical (D, P) lie on the DP curve",
     "Wang, Bi & Zhang 2026, Prop. 2 (scalar and isotropic Gaussians, n = 20000, exp4)",
     group="decoder",
+    evidence="Monte Carlo",
 )
 def _empirical_on_curve() -> Measurement:
     rhos = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -110,6 +113,7 @@ _NOISE_VAR = 0.5
     "(d) constant ρ misses the anisotropic DP curve as predicted",
     "maths §7: s² = (4, 1, 0.05), σ² = 0.5, ρ ∈ {0.2, 0.3, 0.4}",
     group="decoder",
+    evidence="analytic",
 )
 def _constant_rho_gap() -> Measurement:
     model = gaussian(jnp.zeros(3), _ANISOTROPIC)
@@ -134,6 +138,7 @@ def _constant_rho_gap() -> Measurement:
     "(d) geodesic ρ_i puts the decoder on the DP curve",
     "Wang, Bi & Zhang 2026, Thm. 3 with per-direction ρ_i (maths §7)",
     group="decoder",
+    evidence="analytic",
 )
 def _geodesic_on_curve() -> Measurement:
     model = gaussian(jnp.zeros(3), _ANISOTROPIC)
@@ -154,6 +159,7 @@ def _geodesic_on_curve() -> Measurement:
     "(e) Gaussian mixture: distance to the DP bound",
     "Freirich et al. 2021 bound D* + (W2(p_X,p_X*) - √P)₊², 2-D, 3 components, σ = 0.5",
     group="decoder",
+    evidence="Monte Carlo",
 )
 def _mixture_gap() -> Measurement:
     model = gaussian_mixture(

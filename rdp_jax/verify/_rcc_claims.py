@@ -64,6 +64,7 @@ def _codelength(message) -> Measurement:
     "PFR codelength ≤ KL + log2(KL+1) + 4 per chunk",
     "Li & El Gamal 2018 (SFRL); rcc.encode defaults, 64-bit messages",
     group="rcc",
+    evidence="Monte Carlo",
 )
 def _codelength_bound() -> Measurement:
     return _codelength(lambda seed: _one_bit_per_dim(seed, 64))
@@ -73,6 +74,7 @@ def _codelength_bound() -> Measurement:
     "PFR codelength bound in the seed paper's channel, layout included",
     "Li & El Gamal 2018 (SFRL); X_t = √ᾱ X + √(1−ᾱ) ε at 1 bit/dim, 64-dim messages",
     group="rcc",
+    evidence="Monte Carlo",
 )
 def _codelength_bound_channel() -> Measurement:
     return _codelength(lambda seed: _diffusion_channel(seed, 64))
@@ -82,6 +84,7 @@ def _codelength_bound_channel() -> Measurement:
     "decoded samples are distributed as q (KS on the projection onto Δ)",
     "Li & El Gamal 2018, PFR exactness; rcc defaults (k = 8, N = 2^18)",
     group="rcc",
+    evidence="Monte Carlo",
 )
 def _unbiased() -> Measurement:
     # One 8000-dim message of 1000 chunks: the chunks are independent messages, so each chunk's
@@ -108,6 +111,7 @@ def _unbiased() -> Measurement:
     "progressive (DiffC) total KL → I(X; X_σ)",
     "Vonderfecht & Liu 2025 (DiffC), maths §10; exact Gaussian score, d = 32",
     group="rcc",
+    evidence="Monte Carlo",
 )
 def _progressive_kl() -> Measurement:
     rng = np.random.default_rng(5)
@@ -186,6 +190,7 @@ def _other_cpu_settings() -> dict[str, str]:
     "and float64, PFR and ORC), decoded here and in a process with NumPy baseline kernels and "
     "XLA at SSE4.2",
     group="rcc",
+    evidence="golden",
 )
 def _portable() -> Measurement:
     rng = np.random.default_rng(21)

@@ -2,12 +2,27 @@
 
 import dataclasses
 import math
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 Comparison = Literal["equal", "at_most", "at_least", "report"]
+Evidence = Literal["brute force", "Monte Carlo", "analytic", "golden", "consistency"]
+"""What a claim's reference is, so that a reader can weigh its verdict.
+
+- `"brute force"`: an optimiser or an exhaustive search that knows nothing of the closed form.
+- `"Monte Carlo"`: samples, judged against their own standard errors.
+- `"analytic"`: an exact formula computed independently of the code it judges (a Gaussian
+  posterior mean against an ODE solver, say).
+- `"golden"`: a value recorded once and kept (a stream and the hash of its decoded sample).
+- `"consistency"`: two parts of rdp-jax checked against each other. They may share helpers and
+  mistakes, so such a claim never cites a theorem as its source.
+"""
+EVIDENCE: tuple[Evidence, ...] = ("brute force", "Monte Carlo", "analytic", "golden", "consistency")
+# A consistency check verifies no theorem; its source must not say it does.
+_THEOREM_CITATION = re.compile(r"\b(Thm|Theorem|Lemma|Prop|Proposition|Corollary)\b")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +59,7 @@ class Claim:
     name: str
     source: str
     group: str
+    evidence: Evidence
     measure: Callable[[], Measurement]
 
 
@@ -54,6 +70,7 @@ class ClaimResult:
     name: str
     source: str
     group: str
+    evidence: Evidence
     measured: float
     expected: float
     tolerance: float
@@ -66,7 +83,7 @@ class ClaimResult:
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(name: str, source: str, *, group: str) -> Callable:
+def claim(name: str, source: str, *, group: str, evidence: Evidence) -> Callable:
     """Registers a zero-argument function returning a `Measurement` as a claim.
 
     **Arguments:**
@@ -74,14 +91,23 @@ def claim(name: str, source: str, *, group: str) -> Callable:
     - `name`: unique, short, says what is claimed ("rdp_w2 = brute force").
     - `source`: the paper and result it checks ("Zhang et al. 2021, Gaussian RDP closed form").
     - `group`: which part of rdp-jax it exercises ("theory", "decoder", "rcc", ...).
+    - `evidence`: what the reference is (see `Evidence`); printed beside the verdict.
 
-    **Raises:** `ValueError` when the name is taken.
+    **Raises:** `ValueError` when the name is taken, `evidence` is not one of `EVIDENCE`, or a
+    consistency check cites a theorem as its source.
     """
+    if evidence not in EVIDENCE:
+        raise ValueError(f"claim: `evidence` must be one of {EVIDENCE}, got {evidence!r}.")
+    if evidence == "consistency" and _THEOREM_CITATION.search(source):
+        raise ValueError(
+            f"claim: {name!r} is a consistency check but its source cites a theorem "
+            f"({source!r}); cite what is compared, or give it an independent reference."
+        )
 
     def register(measure: Callable[[], Measurement]) -> Callable[[], Measurement]:
         if name in _REGISTRY:
             raise ValueError(f"claim: the name {name!r} is registered twice.")
-        _REGISTRY[name] = Claim(name, source, group, measure)
+        _REGISTRY[name] = Claim(name, source, group, evidence, measure)
         return measure
 
     return register
@@ -115,6 +141,7 @@ def run_claims(claims: Iterable[Claim]) -> Iterator[ClaimResult]:
                 c.name,
                 c.source,
                 c.group,
+                c.evidence,
                 nan,
                 nan,
                 nan,
@@ -129,6 +156,7 @@ def run_claims(claims: Iterable[Claim]) -> Iterator[ClaimResult]:
             c.name,
             c.source,
             c.group,
+            c.evidence,
             float(m.measured),
             float(m.expected),
             float(m.tolerance),
