@@ -1,6 +1,7 @@
-"""Claims of the RCC issue: PFR codelength, unbiasedness, bit-exact streams, DiffC's total KL."""
+"""RCC claims: PFR codelength, unbiasedness, portable streams, DiffC's total KL."""
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -21,6 +22,8 @@ from rdp_jax.verify._registry import Measurement, claim
 _SFRL_C = 4.0
 # Monte Carlo comparisons: ≤ 5 standard errors (false failure ~6e-7 for a normal mean).
 _Z = 5.0
+# A mean against an upper bound: one-sided, false failure ≤ 1e-3 when E equals the bound.
+_Z_BOUND = 3.1
 # KS level for unbiasedness: a false failure (q exact, p < level) happens with probability 1 %.
 _KS_LEVEL = 0.01
 
@@ -41,22 +44,32 @@ def _diffusion_channel(seed: int, d: int):
 
 
 def _codelength(message) -> Measurement:
-    """Mean payload per chunk (layout included) of 40 messages against the SFRL bound."""
-    bits, kbars = [], []
+    """Mean payload per chunk (layout included) of 40 messages against the SFRL bound.
+
+    At the defaults (N = 2^18, k ≈ 8) the nearest wrong coder, raw 18-bit indices, exceeds the
+    bound by ~2.8 bits per chunk, so the claim fails for it; the detail shows its margin."""
+    bits, kbars, raw = [], [], []
     for seed in range(40):
         _, info = rcc.encode(jax.random.key(seed), *message(seed), return_info=True)
         bits.append(info.payload_bits / info.num_chunks)
         kbars.append(info.kl_bits / info.num_chunks)
+        raw.append(float(np.mean(np.ceil(np.log2(info.chunk_candidates)))))
     kbar = float(np.mean(kbars))
     bound = kbar + math.log2(kbar + 1) + _SFRL_C
-    mean, se = float(np.mean(bits)), float(np.std(bits) / math.sqrt(len(bits)))
+    mean, se = float(np.mean(bits)), float(np.std(bits, ddof=1) / math.sqrt(len(bits)))
+    # One-sided: the mean may exceed the bound by 3.1 SE before failing (false failure ≤ 1e-3
+    # if the expectation sits on the bound); a coder that cannot beat raw indices must fail.
+    margin = _Z_BOUND * se
+    if float(np.mean(raw)) <= bound + margin:
+        return Measurement(math.inf, bound, margin, "at_most", detail="raw indices would pass")
     return Measurement(
         mean,
         bound,
-        0.0,
+        margin,
         "at_most",
-        detail=f"payload bits/chunk {mean:.2f} ± {se:.2f} at k̄ = {kbar:.2f} (c = 4 bound "
-        f"{bound:.2f}); measured c = {mean - kbar - math.log2(kbar + 1):.2f}; 40 messages",
+        detail=f"payload bits/chunk {mean:.2f} ± {se:.2f} at k̄ = {kbar:.2f}; measured c = "
+        f"{mean - kbar - math.log2(kbar + 1):.2f} against 4; raw log2 N indices would cost "
+        f"{np.mean(raw):.1f} (c = {np.mean(raw) - kbar - math.log2(kbar + 1):.2f}); 40 messages",
     )
 
 
@@ -80,47 +93,97 @@ def _codelength_bound_channel() -> Measurement:
     return _codelength(lambda seed: _diffusion_channel(seed, 64))
 
 
+def _bias_pvalues(message) -> list[float]:
+    """Four p-values of "the encoded sample follows q" for one message at the defaults.
+
+    The chunks are independent messages, so under q: each chunk's projection on its own Δ =
+    μ_q − μ_p, standardised, is N(0, 1) (KS, and a z-test of their mean, where a shrink toward
+    p shows first); every standardised residual (x − μ_q)/σ_q is N(0, 1) (KS, pooled over
+    dimensions: sees a wrong spread); each chunk's Σ ((x − μ_q)/σ_q)² is χ² with its width as
+    degrees of freedom (KS of the probability integral transforms).
+    """
+    q_mean, q_std, p_mean, p_std = message
+    _, info = rcc.encode(jax.random.key(7), q_mean, q_std, p_mean, p_std, return_info=True)
+    chunk = np.repeat(np.arange(info.num_chunks), info.chunk_dims)
+    residual = (np.asarray(info.sample) - q_mean) / q_std
+    delta = q_mean - p_mean
+    proj = np.bincount(chunk, delta * q_std * residual)
+    proj /= np.sqrt(np.bincount(chunk, (delta * q_std) ** 2))
+    spread = scipy.stats.chi2.cdf(np.bincount(chunk, residual**2), info.chunk_dims)
+    return [
+        float(scipy.stats.kstest(proj, "norm").pvalue),
+        float(2 * scipy.stats.norm.sf(abs(proj.mean()) * math.sqrt(len(proj)))),
+        float(scipy.stats.kstest(residual, "norm").pvalue),
+        float(scipy.stats.kstest(spread, "uniform").pvalue),
+    ]
+
+
 @claim(
-    "decoded samples are distributed as q (KS on the projection onto Δ)",
-    "Li & El Gamal 2018, PFR exactness; rcc defaults (k = 8, N = 2^18)",
+    "decoded samples are distributed as q: mean shift and the seed paper's channel",
+    "Li & El Gamal 2018, PFR exactness; rcc defaults (k = 8, N = 2^18), 4000-dim messages",
     group="rcc",
     evidence="Monte Carlo",
 )
 def _unbiased() -> Measurement:
-    # One 8000-dim message of 1000 chunks: the chunks are independent messages, so each chunk's
-    # standardised projection on its own Δ must be N(0, 1) when the sample follows q.
-    q_mean, q_std, p_mean, p_std = _one_bit_per_dim(7, 8000)
-    _, info = rcc.encode(jax.random.key(7), q_mean, q_std, p_mean, p_std, return_info=True)
-    chunk = np.repeat(np.arange(info.num_chunks), info.chunk_dims)
-    delta = q_mean - p_mean
-    proj = np.bincount(chunk, delta * (np.asarray(info.sample) - q_mean))
-    scale = np.sqrt(np.bincount(chunk, (delta * q_std) ** 2))
-    pvalue = float(scipy.stats.kstest(proj / scale, "norm").pvalue)
-    deficit = float(np.mean(info.chunk_kl_bits - info.chunk_log2_weight))
+    pvalues = _bias_pvalues(_one_bit_per_dim(7, 4000)) + _bias_pvalues(_diffusion_channel(7, 4000))
+    # Bonferroni over the 8 tests: the adjusted p is below the 1 % level with probability ≤ 1 %.
+    adjusted = min(1.0, len(pvalues) * min(pvalues))
+    names = ("KS Δ-projection", "mean Δ-projection", "KS residuals", "KS χ² spread")
+    rows = [
+        f"{what}: " + ", ".join(f"{n} {p:.3f}" for n, p in zip(names, four, strict=True))
+        for what, four in (("shift", pvalues[:4]), ("channel", pvalues[4:]))
+    ]
     return Measurement(
-        pvalue,
+        adjusted,
         _KS_LEVEL,
         0.0,
         "at_least",
-        detail=f"KS p over {info.num_chunks} chunks at k̄ = {np.mean(info.chunk_kl_bits):.2f}; "
-        f"mean log2 w deficit {deficit:.3f} bits/chunk; false-failure rate 1 %",
+        detail="Bonferroni-adjusted min p of 8 tests (false-failure rate 1 %); p-values "
+        + "; ".join(rows),
     )
 
 
+def _diffc_source(d: int = 32):
+    """X ~ N(mean, diag var) with log-normal variances: the DiffC claims' source."""
+    rng = np.random.default_rng(5)
+    mean, var = rng.normal(size=d), np.exp(rng.normal(size=d))
+    return mean, var, rng
+
+
+def _bridge_kl_given_x(x, mean, var, grid) -> float:
+    """E[total KL | x] in bits of a DiffC trajectory for X ~ N(mean, diag var), the exact
+    denoiser and the exact forward bridge (maths §10): a control variate whose mean over x is
+    `progressive_expected_kl_bits(var, grid).sum()`.
+
+    Step 0 sends N(x, σ_1²) against N(mean, var + σ_1²). Step n → n+1 costs
+    (1 − r) ‖x − D(x_n)‖² / (2 σ_{n+1}²) with x − D(x_n) = (x − mean) σ_n²/(v + σ_n²) −
+    (x_n − x) v/(v + σ_n²) and x_n − x ~ N(0, σ_n²) given x.
+    """
+    prior_var = var + grid[0] ** 2
+    first = np.log(prior_var / grid[0] ** 2) + (grid[0] ** 2 + (x - mean) ** 2) / prior_var - 1
+    total = 0.5 * float(np.sum(first))
+    for s_prev, s in itertools.pairwise(grid):
+        shrink = s_prev**2 / (var + s_prev**2)
+        mean_square = (x - mean) ** 2 * shrink**2 + (var / (var + s_prev**2)) ** 2 * s_prev**2
+        total += (1 - (s / s_prev) ** 2) * float(np.sum(mean_square)) / (2 * s**2)
+    return total / math.log(2)
+
+
 @claim(
-    "progressive (DiffC) total KL → I(X; X_σ)",
-    "Vonderfecht & Liu 2025 (DiffC), maths §10; exact Gaussian score, d = 32",
+    "progressive (DiffC) coded KL = the exact bridge's, told apart from I(X; X_σ)",
+    "Vonderfecht & Liu 2025 (DiffC), maths §10; exact Gaussian score, d = 32, 8 steps",
     group="rcc",
     evidence="Monte Carlo",
 )
 def _progressive_kl() -> Measurement:
-    rng = np.random.default_rng(5)
-    d, sigma_t = 32, 0.5
-    mean, var = rng.normal(size=d), np.exp(rng.normal(size=d))
+    mean, var, rng = _diffc_source()
+    d, sigma_t, trajectories = len(mean), 0.5, 40
     model = gaussian(mean, var)
-    grid = np.geomspace(20.0, sigma_t, 32)
-    totals = []
-    for seed in range(40):
+    grid = np.geomspace(20.0, sigma_t, 8)
+    # Coded total KL minus its conditional expectation given x: mean 0 if every step's sample
+    # follows the bridge, with a third of the spread of the total itself.
+    residuals = []
+    for seed in range(trajectories):
         x = mean + np.sqrt(var) * rng.normal(size=d)
         _, info = rcc.progressive_encode(
             jax.random.key(seed),
@@ -132,17 +195,48 @@ def _progressive_kl() -> Measurement:
             num_candidates=2**10,
             return_info=True,
         )
-        totals.append(info.kl_bits)
+        residuals.append(info.kl_bits - _bridge_kl_given_x(x, mean, var, grid))
     expected = float(rcc.progressive_expected_kl_bits(var, grid).sum())
     mutual = float(0.5 * np.sum(np.log2(1 + var / sigma_t**2)))
-    fine = float(rcc.progressive_expected_kl_bits(var, np.geomspace(20.0, sigma_t, 1024)).sum())
-    se = float(np.std(totals) / math.sqrt(len(totals)))
+    estimate = expected + float(np.mean(residuals))
+    se = float(np.std(residuals, ddof=1) / math.sqrt(trajectories))
+    z, z_mutual = abs(estimate - expected) / se, abs(estimate - mutual) / se
+    detail = (
+        f"|z| of the coded mean total KL {estimate:.3f} ± {se:.3f} bits (control variate "
+        f"E[KL | x], {trajectories} trajectories) against its expectation {expected:.3f}; "
+        f"I = {mutual:.3f} lies {z_mutual:.0f} SE away"
+    )
+    if z_mutual <= _Z:  # the claim could not tell the 8-step expectation from I(X; X_σ)
+        return Measurement(math.inf, _Z, 0.0, "at_most", detail=detail + ": not discriminating")
+    return Measurement(z, _Z, 0.0, "at_most", detail=detail)
+
+
+@claim(
+    "progressive (DiffC) expected KL → I(X; X_σ) at first order in the step count",
+    "Vonderfecht & Liu 2025 (DiffC), maths §10; Gaussian, d = 32, geometric grids",
+    group="rcc",
+    evidence="analytic",
+)
+def _progressive_converges() -> Measurement:
+    _, var, _ = _diffc_source()
+    sigma_t = 0.5
+    mutual = float(0.5 * np.sum(np.log2(1 + var / sigma_t**2)))
+
+    def excess(steps: int) -> float:
+        grid = np.geomspace(20.0, sigma_t, steps)
+        return float(rcc.progressive_expected_kl_bits(var, grid).sum()) - mutual
+
+    gaps = {steps: excess(steps) for steps in (8, 32, 1024, 2048, 4096)}
+    # The excess is C₁/S + C₂/S² + …, so doubling S at S = 2048 halves it up to 1 + O(1/S):
+    # a ratio within 0.01 of 2 admits |C₂/C₁| up to 20, and a 0th-order error (a grid whose
+    # total does not tend to I) gives a ratio near 1.
+    ratio = gaps[2048] / gaps[4096]
     return Measurement(
-        float(np.mean(totals)),
-        expected,
-        _Z * se,
-        detail=f"coded mean over 40 trajectories, 32 steps, vs its expectation; I = {mutual:.3f}"
-        f" bits, expected total {expected:.3f} (32 steps), {fine:.3f} (1024 steps)",
+        ratio,
+        2.0,
+        0.01,
+        detail=f"excess over I = {mutual:.3f} bits halves per doubling: "
+        + ", ".join(f"S = {s}: {g:.4f}" for s, g in gaps.items()),
     )
 
 
