@@ -181,7 +181,7 @@ def _progressive_kl() -> Measurement:
     model = gaussian(mean, var)
     grid = np.geomspace(20.0, sigma_t, 8)
     # Coded total KL minus its conditional expectation given x: mean 0 if every step's sample
-    # follows the bridge, with a third of the spread of the total itself.
+    # follows the bridge, with 0.78 of the spread of the total itself (9.0 against 11.6 bits).
     residuals = []
     for seed in range(trajectories):
         x = mean + np.sqrt(var) * rng.normal(size=d)
