@@ -9,6 +9,7 @@ so that a_i → 1 (little noise) loses no precision.
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from theory._float import log1p
 from theory._validate import (
     as_float,
     check_components,
@@ -175,5 +176,6 @@ def geodesic_rho(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Fl
     w2 = jnp.sqrt(mmse_perception_awgn(v, n))
     mmse_weight = jnp.minimum(jnp.sqrt(P) / w2, 1.0)[..., None]  # 1 - α
     log_a = _log_wiener_gain(v, n)
-    rho = 2 * jnp.log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a
+    # The argument lies in (-1, 0], where jnp.log1p can be 240 ulps off (see theory._float).
+    rho = 2 * log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a
     return jnp.where(mmse_weight == 1, 1.0, rho)  # exactly MMSE once P does not bind

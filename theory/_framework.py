@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from theory._awgn import awgn_rate, score_scaled_dp
+from theory._float import log1p
 from theory._vector import rdp_w2_vector
 
 
@@ -92,10 +93,11 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
     noise_var = jnp.where(
         sent, jnp.where(finite, s**2 * residual / jnp.where(sent, r_sq, 1.0), 0.0), jnp.inf
     )
+    # Both log1p arguments lie in (-1, 0), where jnp.log1p can be 240 ulps off (theory._float).
     log_r = 0.5 * jnp.where(
-        r > 0.5, jnp.log1p(-jnp.exp(-2 * safe_rate)), jnp.log(jnp.where(sent, r_sq, 1.0))
+        r > 0.5, log1p(-jnp.exp(-2 * safe_rate)), jnp.log(jnp.where(sent, r_sq, 1.0))
     )
-    rho = jnp.log1p(-jnp.sqrt(alloc.perception) / s) / jnp.where(sent & finite, log_r, 1.0)
+    rho = log1p(-jnp.sqrt(alloc.perception) / s) / jnp.where(sent & finite, log_r, 1.0)
     # Zero rate: the decoder outputs a constant (ρ = 1); infinite rate (D = 0): σ_i = 0 and
     # every ρ gives the identity, so report ρ = 1 too.
     rho = jnp.where(sent & finite, rho, 1.0)

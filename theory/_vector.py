@@ -128,7 +128,11 @@ def _solve(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
     q = jnp.where(D > 0, q, 0.0)
     D_i, P_i = jnp.where(D > 0, D_i, 0.0), jnp.where(D > 0, P_i, 0.0)
     lam = jnp.where(D > 0, lam, jnp.inf)
-    rate_i = -0.5 * jnp.log(q * (2 - q))
+    # 1 - r² = q(2 - q) keeps its precision as q → 0 (high rate); as q → 1 it rounds to ~1 and
+    # its logarithm to an absolute ~eps, all of a rate of ~r²/2, so there the rate is taken
+    # from r = 1 - q (exact for q ≥ ½), which q resolves as finely as the inputs allow.
+    r = 1 - q
+    rate_i = jnp.where(q > 0.5, -0.5 * jnp.log1p(-(r**2)), -0.5 * jnp.log(q * (2 - q)))
     mu = jnp.where(D > 0, lam * (1 - omega) / omega, jnp.inf)  # λ = ∞ at D = 0
     return jnp.sum(rate_i), 1 - q, s - s * omega * q, D_i, P_i, rate_i, lam, mu, omega
 
