@@ -5,13 +5,31 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from exact import (
+    mp_dp_awgn,
+    mp_geodesic_rho,
+    mp_linear_decoder,
+    stable_error_bound,
+)
 from helpers import dp_awgn_brute, matches_digits
 from hypothesis import given, settings, strategies as st
-from strategies import open_unit, unit, variance, variance_vector
+from strategies import (
+    closed_form,
+    open_unit,
+    unit,
+    variance,
+    variance_vector,
+    wide_noise_ratio,
+    wide_rho,
+    wide_variance_vector,
+)
 
 import theory
 
 REL = 1e-12  # two closed forms of the same quantity: round-off only (measured ≤ 1e-15)
+# dp_awgn_brute: SLSQP (ftol 1e-16) on a quadratic objective with one constraint, repaired to
+# exact feasibility, so an upper bound on D(P) that lands within ~1e-15 of it (measured ≤ 4e-15).
+SLSQP_TOL = 1e-10
 
 
 def wiener_gain(v, noise):
@@ -69,17 +87,64 @@ def test_awgn_closed_forms(v, noise):
     assert float(theory.mmse_perception_awgn(v, noise)) == pytest.approx(w2, rel=1e-9)
 
 
-@given(v=variance_vector(3), noise=variance, rho=st.floats(-1.0, 3.0))
-def test_score_scaled_dp_is_the_gain_estimators_dp(v, noise, rho):
-    """x̂ = g·Y with g = a^{(1+ρ)/2}: D = Σ E(X - gY)², P = Σ (s - g√(s²+σ²))²."""
+def _wide_source(v, noise):
+    """Variances, and the noise from ratios: one ratio is an isotropic σ² = ratio·s_1², a list
+    gives σ_i² = ratio_i·s_i²."""
     v = np.array(v)
-    g = np.asarray(theory.score_scaled_gain(rho, v, noise))
-    np.testing.assert_allclose(g, wiener_gain(v, noise) ** ((1 + rho) / 2), rtol=REL)
+    return v, (np.asarray(noise) * v if np.ndim(noise) else noise * v[0])
+
+
+@closed_form
+@given(
+    v=wide_variance_vector(3),
+    noise=st.one_of(wide_noise_ratio, st.lists(wide_noise_ratio, min_size=3, max_size=3)),
+    rho=st.one_of(unit, wide_rho, st.lists(wide_rho, min_size=3, max_size=3)),
+)
+def test_score_scaled_dp_is_the_gain_estimators_dp(v, noise, rho):
+    """x̂ = g·Y with g = a^{(1+ρ)/2}: D, P and I(X; Y) written out in mpmath (maths §7-§8), to
+    what the inputs' rounding allows (`exact.stable_error_bound`), at any noise level and ρ."""
+    v, noise = _wide_source(v, noise)
+    rho = np.asarray(rho, dtype=float)
     D, P = theory.score_scaled_dp(rho, v, noise)
-    assert float(D) == pytest.approx(np.sum(v - 2 * g * v + g**2 * (v + noise)), rel=1e-10)
-    assert float(P) == pytest.approx(
-        np.sum((np.sqrt(v) - g * np.sqrt(v + noise)) ** 2), rel=1e-8, abs=1e-14
+    n = len(v)
+    rho_n, noise_n = np.broadcast_to(rho, (n,)), np.broadcast_to(noise, (n,))
+    fields = stable_error_bound(
+        lambda *a: mp_linear_decoder(a[:n], a[n : 2 * n], a[2 * n :]), (*rho_n, *v, *noise_n)
     )
+    got = (theory.awgn_rate(v, noise), D, P)
+    for name, value, (exact, bound) in zip(("rate", "D", "P"), got, fields, strict=True):
+        assert abs(float(value) - exact) <= bound, (name, float(value), exact, bound)
+    g = np.asarray(theory.score_scaled_gain(rho, v, noise))
+    for gi, vi, ni, ri in zip(g, v, noise_n, rho_n, strict=True):
+        exact, bound = stable_error_bound(
+            lambda s, t, r: (s / (s + t)) ** ((1 + r) / 2), (vi, ni, ri)
+        )
+        assert abs(float(gi) - exact) <= bound
+
+
+@closed_form
+@given(
+    v=wide_variance_vector(3),
+    noise=st.one_of(wide_noise_ratio, st.lists(wide_noise_ratio, min_size=3, max_size=3)),
+    u=st.one_of(st.just(0.0), unit, st.floats(1.0, 3.0)),
+)
+def test_mmse_and_dp_awgn_match_the_definitions(v, noise, u):
+    """D* (= D at ρ = 1), W2²(p_X, p_X*) (= P at ρ = 1) and D(P) of Freirich et al. (maths §6)."""
+    v, noise = _wide_source(v, noise)
+    n = len(v)
+    noise_n = np.broadcast_to(noise, (n,))
+    w2 = float(theory.mmse_perception_awgn(v, noise))
+    mmse, mmse_bound = stable_error_bound(
+        lambda *a: mp_linear_decoder(1.0, a[:n], a[n:])[1], (*v, *noise_n)
+    )
+    assert float(theory.mmse_awgn(v, noise)) == pytest.approx(mmse, abs=mmse_bound)
+    w2_exact, w2_bound = stable_error_bound(
+        lambda *a: mp_linear_decoder(1.0, a[:n], a[n:])[2], (*v, *noise_n)
+    )
+    assert w2 == pytest.approx(w2_exact, abs=w2_bound)
+    P = u * w2
+    exact, bound = stable_error_bound(lambda p, *a: mp_dp_awgn(p, a[:n], a[n:]), (P, *v, *noise_n))
+    assert float(theory.dp_awgn(P, v, noise)) == pytest.approx(exact, abs=bound)
 
 
 @given(v=variance_vector(3), noise=variance)
@@ -115,11 +180,29 @@ def test_constant_rho_never_beats_the_dp_curve(v, noise, rho):
 
 
 def test_constant_rho_is_above_the_dp_curve_for_anisotropic_sources():
-    v = jnp.array([4.0, 1.0, 0.05])  # maths §7: gap ≈ 5e-4 in D at ρ = 0.2-0.4, σ² = 0.5
-    for rho in (0.2, 0.3, 0.4):
-        D, P = theory.score_scaled_dp(rho, v, 0.5)
-        gap = float(D - theory.dp_awgn(P, v, 0.5))
-        assert 4e-4 < gap < 7e-4  # measured 5.5e-4, 6.0e-4, 5.5e-4
+    """maths §7: s² = (4, 1, 0.05), σ² = 0.5, a constant ρ ∈ {0.2, 0.3, 0.4} misses D(P).
+
+    The gap D(ρ) - D(P(ρ)) is computed three ways: by `theory`; in mpmath from the gain written
+    out and Freirich et al.'s D(P); and against the brute-force D(P), whose exactly feasible
+    optimum bounds D(P) from above, so that D(ρ) - brute is a lower bound on the gap.
+    """
+    v = [4.0, 1.0, 0.05]
+    for rho, stated in ((0.2, "5.55e-4"), (0.3, "5.99e-4"), (0.4, "5.52e-4")):
+        D, P = theory.score_scaled_dp(rho, jnp.array(v), 0.5)
+        gap = float(D - theory.dp_awgn(P, jnp.array(v), 0.5))
+        (_, D_exact, P_exact), (_, D_bound, P_bound) = zip(
+            *stable_error_bound(lambda r: mp_linear_decoder(r, v, 0.5), (rho,)), strict=True
+        )
+        curve, curve_bound = stable_error_bound(lambda p: mp_dp_awgn(p, v, 0.5), (P_exact,))
+        # theory's D(P) is taken at its own P, which is within P_bound of P_exact: add the
+        # slope |dD/dP| = W2/√P - 1 of the curve times that (maths §6).
+        slope = math.sqrt(float(theory.mmse_perception_awgn(jnp.array(v), 0.5)) / P_exact) - 1
+        exact_gap = D_exact - curve
+        assert abs(gap - exact_gap) <= D_bound + curve_bound + slope * P_bound
+        lower = D_exact - dp_awgn_brute(P_exact, v, 0.5)
+        assert lower == pytest.approx(exact_gap, abs=SLSQP_TOL)
+        assert lower > 5e-4  # the curve is missed, by at least the brute force's margin
+        assert float(f"{exact_gap:.2e}") == float(stated)  # maths §7 to its 3 digits
 
 
 @given(v=variance_vector(3), noise=variance, rho=st.floats(1.0, 3.0))
@@ -164,6 +247,32 @@ def test_geodesic_rho_equals_a_constant_rho_for_a_scalar_source(v, noise, u):
     P = u * float(theory.mmse_perception_awgn(var, noise))
     rho = float(theory.geodesic_rho(P, var, noise)[0])
     assert float(theory.score_scaled_dp(rho, var, noise)[1]) == pytest.approx(P, rel=1e-10)
+
+
+@closed_form
+@given(
+    v=wide_variance_vector(3),
+    noise=wide_noise_ratio,
+    u=st.one_of(st.just(0.0), unit, st.just(1.0)),
+)
+def test_geodesic_rho_reaches_the_dp_curve_over_wide_ranges(v, noise, u):
+    """Per-direction ρ_i from the W2 geodesic put the gain on D(P) (maths §7): exactly, in
+    mpmath, and `theory.geodesic_rho` computes those ρ_i to what its inputs' rounding allows."""
+    v, noise = _wide_source(v, noise)
+    P = u * float(theory.mmse_perception_awgn(v, noise))
+    rho = np.asarray(theory.geodesic_rho(P, v, noise))
+    exact = stable_error_bound(lambda p, n, *s: mp_geodesic_rho(p, s, n), (P, noise, *v))
+    for got, (value, bound) in zip(rho, exact, strict=True):
+        bound += 1e-45  # mpmath's own rounding of ρ ~ 1 at 50 digits (0 may come out as 1e-51)
+        assert abs(got - value) <= bound, (got, value, bound)
+        assert -bound <= got <= 1 + bound  # between the transport (0) and the MMSE (1)
+    # The geodesic's gains, written out, reach (D(P), P) up to mpmath's own 50 digits (less the
+    # cancellation in s(1 - a^{ρ/2}) as a → 1, ≤ 1e8 of them at σ²/s² ≥ 1e-8).
+    _, D_reached, P_reached = mp_linear_decoder(mp_geodesic_rho(P, v, noise), v, noise)
+    _, _, w2 = mp_linear_decoder(1.0, v, noise)  # P ≥ W2² does not bind: ρ = 1 reaches W2²
+    scale = float(np.sum(v))
+    assert abs(P_reached - min(P, w2)) <= 1e-35 * scale
+    assert abs(D_reached - mp_dp_awgn(P, v, noise)) <= 1e-35 * scale
 
 
 def test_dp_awgn_edge_values():

@@ -7,9 +7,19 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 import pytest
+from exact import mp_rdp_scalar, stable_error_bound
 from helpers import matches_digits, rdp_scalar_brute, rdp_scalar_perfect_realism
 from hypothesis import given, strategies as st
-from strategies import direction, distortion_ratio, kl_budget, variance
+from strategies import (
+    closed_form,
+    direction,
+    distortion_ratio,
+    kl_budget,
+    variance,
+    wide_distortion_ratio,
+    wide_kl_budget,
+    wide_variance,
+)
 
 import theory
 
@@ -35,6 +45,17 @@ def test_rdp_kl_matches_brute_force(var, d, P, direction):
     expected = rdp_scalar_brute(D, P, var, direction)  # brentq on the KL itself, then Brent on ŝ
     # Measured agreement ≤ 2e-14 nats; 1e-8 is the spec.
     assert float(theory.rdp_kl(D, P, var, direction)) == pytest.approx(expected, abs=1e-8)
+
+
+@closed_form
+@given(var=wide_variance, d=wide_distortion_ratio, P=wide_kl_budget, direction=direction)
+def test_rdp_kl_is_accurate_over_wide_ranges(var, d, P, direction):
+    """Against maths §4 in mpmath (its Lambert W), to what the inputs' rounding allows."""
+    D = d * var
+    exact, bound = stable_error_bound(
+        lambda D, P, var: mp_rdp_scalar(D, P, var, direction), (D, P, var)
+    )
+    assert float(theory.rdp_kl(D, P, var, direction)) == pytest.approx(exact, abs=bound)
 
 
 def _mpmath_deficit(P, direction):

@@ -6,6 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from exact import (
+    UNIT_ROUNDOFF,
+    central_differences,
+    mp_distortion_rate_perception,
+    mp_rate_distortion,
+    mp_rdp_scalar,
+    stable_error_bound,
+)
 from helpers import (
     matches_digits,
     rate_distortion_brute,
@@ -13,7 +21,17 @@ from helpers import (
     rdp_scalar_perfect_realism,
 )
 from hypothesis import assume, given, strategies as st
-from strategies import distortion_ratio, variance, variance_vector, w2_ratio
+from strategies import (
+    closed_form,
+    distortion_ratio,
+    variance,
+    variance_vector,
+    w2_ratio,
+    wide_distortion_ratio,
+    wide_variance,
+    wide_variance_vector,
+    wide_w2_ratio,
+)
 
 import theory
 
@@ -159,21 +177,56 @@ def test_gradients_are_finite_and_negative_in_D(var, d, p):
         assert g < 0
 
 
-@given(var=variance, d=st.floats(0.05, 1.5), p=st.floats(1e-4, 2.0))
-def test_rdp_w2_gradient_matches_finite_differences(var, d, p):
+def _smooth_piece(D, P, var):
+    """Which smooth piece of R(D, P) (maths §3) a point is on: (floor binds, zero rate)."""
+    s = math.sqrt(var)
+    s_min = max(s - math.sqrt(P), 0.0)
+    floor = s_min > math.sqrt(max(var - D, 0.0))
+    return floor, D >= var + s_min**2 if floor else D >= var
+
+
+@closed_form
+@given(var=wide_variance, d=wide_distortion_ratio, p=st.floats(-8.0, math.log10(2.0)))
+def test_rdp_w2_gradient_matches_central_differences(var, d, p):
+    D, P = d * var, 10.0**p * var
+    value, fd, truncation, steps, stencil = central_differences(
+        lambda x: np.asarray(theory.rdp_w2(x[:, 0], x[:, 1], x[:, 2])), [D, P, var]
+    )
+    assume(value > 0)  # the zero-rate region's gradient is exactly 0 (tested below)
+    # The stencil (x ± 200h) must lie on one smooth piece: at the seams where the floor starts to
+    # bind, R is only C¹ and a difference across it errs by O(h).
+    assume(len({_smooth_piece(*point) for point in stencil.reshape(-1, 3)}) == 1)
+    # One evaluation errs by at most 16u(|R| + Σ_j |x_j ∂R/∂x_j|) (a backward-stable closed form
+    # of ≤ 16 roundings, `exact.stable_error_bound`), so the difference by that over h; the
+    # gradient itself by 16u|g|.
+    evaluation = 16 * UNIT_ROUNDOFF * (value + np.sum(np.abs(np.array([D, P, var]) * fd)))
+    for g, f, t, h in zip(grad_w2(D, P, var), fd, truncation, steps, strict=True):
+        assert abs(float(g) - f) <= t + evaluation / h + 16 * UNIT_ROUNDOFF * abs(float(g))
+
+
+@closed_form
+@given(var=wide_variance, d=wide_distortion_ratio, p=wide_w2_ratio)
+def test_rdp_w2_is_accurate_over_wide_ranges(var, d, p):
+    """Against the closed form in mpmath, to what the inputs' rounding allows, up to ~9 nats."""
     D, P = d * var, p * var
-    assume(float(theory.rdp_w2(D, P, var)) > 1e-3)
-    grads = grad_w2(D, P, var)
-    for i, g in enumerate(grads):
-        x = [D, P, var]
-        h = 1e-6 * x[i]
-        x_plus, x_minus = list(x), list(x)
-        x_plus[i] += h
-        x_minus[i] -= h
-        fd = (float(theory.rdp_w2(*x_plus)) - float(theory.rdp_w2(*x_minus))) / (2 * h)
-        # Central differences: O(h²) truncation + O(eps/h) ≈ 1e-10 rounding, and O(h) near the
-        # C¹ seams (where the W2 floor starts to bind or the rate reaches 0).
-        assert float(g) == pytest.approx(fd, rel=1e-4, abs=1e-6)
+    exact, bound = stable_error_bound(mp_rdp_scalar, (D, P, var))
+    assert float(theory.rdp_w2(D, P, var)) == pytest.approx(exact, abs=bound)
+
+
+@closed_form
+@given(v=wide_variance_vector(4), d=wide_distortion_ratio)
+def test_rate_distortion_is_accurate_over_wide_ranges(v, d):
+    D = d * sum(v)
+    exact, bound = stable_error_bound(lambda D, *v: mp_rate_distortion(D, v), (D, *v))
+    assert float(theory.rate_distortion(D, jnp.array(v))) == pytest.approx(exact, abs=bound)
+
+
+@closed_form
+@given(var=wide_variance, R=st.floats(-6.0, math.log10(20.0)), p=wide_w2_ratio)
+def test_distortion_rate_perception_is_accurate_over_wide_ranges(var, R, p):
+    R, P = 10.0**R, p * var
+    exact, bound = stable_error_bound(mp_distortion_rate_perception, (R, P, var))
+    assert float(theory.distortion_rate_perception(R, P, var)) == pytest.approx(exact, abs=bound)
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from exact import (
+    UNIT_ROUNDOFF,
+    central_differences,
+    mp_rate_distortion,
+    mp_rdp_perfect_realism,
+    mp_rdp_scalar,
+    stable_error_bound,
+)
 from helpers import matches_digits, rdp_vector_brute, rdp_vector_perfect_realism
 from hypothesis import assume, given, settings, strategies as st
-from strategies import unit, variance, variance_vector, w2_ratio
+from strategies import (
+    closed_form,
+    unit,
+    variance,
+    variance_vector,
+    w2_ratio,
+    wide_distortion_ratio,
+    wide_variance,
+    wide_variance_vector,
+    wide_w2_ratio,
+)
 
 import theory
 
@@ -86,6 +104,34 @@ def test_identical_components_split_the_budgets_evenly(var, d, p):
     )
 
 
+@closed_form
+@given(
+    v=wide_variance_vector(N), d=wide_distortion_ratio, p=st.one_of(st.just(0.0), st.just(math.inf))
+)
+def test_extreme_budgets_are_accurate_over_wide_ranges(v, d, p):
+    """P = 0 (perfect realism) and P = ∞ (reverse water-filling) against mpmath, at rates up to
+    ~30 nats and variances 1e6 apart, within the solver's bound plus the reference's own."""
+    v = np.array(v)
+    D = d * v.sum()
+    reference = mp_rdp_perfect_realism if p == 0 else mp_rate_distortion
+    exact, bound = stable_error_bound(lambda D, *v: reference(D, v), (D, *v))
+    got, solver = _solver_error(D, p, v)
+    assert got == pytest.approx(exact, abs=bound + solver)
+
+
+@closed_form
+@given(var=wide_variance, d=wide_distortion_ratio, p=wide_w2_ratio)
+def test_one_and_identical_components_are_the_exact_scalar_rdp(var, d, p):
+    """One component is the scalar R(D, P); N identical ones split both budgets evenly, N·R(D/N,
+    P/N) (maths §3 in mpmath)."""
+    D, P = d * var, p * var
+    exact, bound = stable_error_bound(mp_rdp_scalar, (D, P, var))
+    got, solver = _solver_error(D, P, np.array([var]))
+    assert got == pytest.approx(exact, abs=bound + solver)
+    got, solver = _solver_error(N * D, N * P, np.full(N, var))
+    assert got == pytest.approx(N * exact, abs=N * bound + solver)
+
+
 @given(v=variance_vector(N), p=w2_ratio, margin=st.floats(1e-6, 1.0))
 def test_zero_rate_region(v, p, margin):
     v = np.array(v)
@@ -155,27 +201,56 @@ def test_gradient_in_D_is_finite_and_negative(v, d, p):
     assert dD < 0
 
 
-@settings(max_examples=15)
-@given(v=variance_vector(N), d=st.floats(0.05, 1.2), p=st.floats(1e-3, 1.0))
+def _solver_error(D, P, v):
+    """A bound on the float64 error of one `rdp_w2_vector` evaluation, with its value.
+
+    16u(|R| + Σ_j |x_j ∂R/∂x_j|) for a backward-stable closed form, plus 2|ln λ|u·|D ∂R/∂D| for
+    the bisection, which resolves ln λ to one ulp (so λ, and D(λ) with it, to 2|ln λ|u). R is
+    homogeneous of degree 0 in (D, P, s²), so Euler's relation gives Σ_j |x_j ∂R/∂x_j| =
+    2(Dλ + Pμ) (every term has one sign: more variance or less budget never lowers the rate).
+    """
+    R, alloc = vec(D, P, v, return_allocation=True)
+    lam, mu = float(alloc.distortion_multiplier), float(alloc.perception_multiplier)
+    condition = 2 * (D * lam + (P * mu if 0 < P < math.inf else 0.0))
+    bisection = 2 * abs(math.log(lam)) if 0 < lam < math.inf else 0.0
+    return float(R), (16 + bisection) * UNIT_ROUNDOFF * (abs(float(R)) + condition)
+
+
+def _smooth_piece(D, P, v):
+    """Which smooth piece of R(D, P) (maths §5) a point is on.
+
+    P binds iff it is below the W2² of the reverse water-filling optimum (D_i = min(θ, s_i²),
+    ŝ_i = √(s_i² - D_i)); then every component is sent until the zero-rate boundary
+    Σ s² + (‖s‖ - √P)₊² (test_zero_rate_region). Otherwise R is Shannon's, smooth while no
+    component sits at the water level θ.
+    """
+    v = np.sort(v)
+    below = np.concatenate([[0.0], np.cumsum(v[:-1])])
+    levels = (D - below) / np.arange(len(v), 0, -1)
+    theta = levels[np.argmax(levels)] if D < v.sum() else np.inf
+    shannon_P = np.sum((np.sqrt(v) - np.sqrt(v - np.minimum(theta, v))) ** 2)
+    if P < shannon_P:
+        return "P binds", D >= v.sum() + max(math.sqrt(v.sum()) - math.sqrt(P), 0.0) ** 2
+    return "Shannon", tuple(v > theta)
+
+
+@settings(max_examples=60)  # each example solves 31 points (~0.2 s)
+@given(v=wide_variance_vector(N), d=wide_distortion_ratio, p=st.floats(-8.0, 0.0))
 def test_custom_jvp_matches_central_differences(v, d, p):
     v = np.array(v)
-    x = [d * v.sum(), p * v.sum(), *v]
-
-    def rate(x):
-        return float(vec(x[0], x[1], np.array(x[2:])))
-
-    assume(rate(x) > 1e-3)  # away from the zero-rate seam
+    x = np.array([d * v.sum(), 10.0**p * v.sum(), *v])
+    value, fd, truncation, steps, stencil = central_differences(
+        lambda pts: np.asarray(vec(pts[:, 0], pts[:, 1], pts[:, 2:])), x
+    )
+    assume(value > 0)  # in the zero-rate region every slope is 0
+    # The stencil (x ± 200h) must lie on one smooth piece: across a seam (P starts to bind, a
+    # component reaches the water level) R is only C¹ and a difference errs by O(h).
+    pieces = {_smooth_piece(pt[0], pt[1], pt[2:]) for pt in stencil.reshape(-1, len(x))}
+    assume(len(pieces) == 1)
+    _, evaluation = _solver_error(x[0], x[1], v)
     dD, dP, dv = grad_vec(x[0], x[1], v)
-    analytic = [float(dD), float(dP), *np.asarray(dv)]
-    for i, g in enumerate(analytic):
-        h = 1e-5 * x[i]
-        plus, minus = list(x), list(x)
-        plus[i] += h
-        minus[i] -= h
-        fd = (rate(plus) - rate(minus)) / (2 * h)
-        # O(h²) truncation plus ~1e-14/h solver noise: measured ≤ 5e-9 relative; 1e-5 leaves room
-        # for the C¹ seams where the P budget starts to bind or a component stops being sent.
-        assert g == pytest.approx(fd, rel=1e-5, abs=1e-7)
+    for g, f, t, h in zip([dD, dP, *dv], fd, truncation, steps, strict=True):
+        assert abs(float(g) - f) <= t + evaluation / h + 16 * UNIT_ROUNDOFF * abs(float(g))
 
 
 @jax.jit
@@ -187,18 +262,41 @@ def _forward_tangent(D, P, tangent):
     return float(_jvp(D, P, *tangent))
 
 
-def test_jvp_is_linear_at_zero_perception_budget():
-    """At P = 0, μ = ∞: a zero tangent stays 0 and dR/dD stays λ (no ∞·0 = NaN)."""
+def test_jvp_at_zero_perception_budget():
+    """At P = 0, μ = ∞. The tangents stay linear (a zero tangent gives 0, not ∞·0 = NaN), dR/dD
+    is the central difference along D at P = 0, and the slope in P is steeper than any
+    difference quotient: R(D, h) falls like R(D, 0) - c√h, the perception floor ŝ ≥ s - √h."""
     assert _forward_tangent(1.0, 0.0, (0.0, 0.0)) == 0.0
-    assert _forward_tangent(1.0, 0.0, (1.0, 0.0)) == pytest.approx(
-        float(grad_vec(1.0, 0.0, THEORY_VARIANCES)[0]), rel=1e-12
+    value, fd, truncation, steps, _ = central_differences(
+        lambda pts: np.asarray(vec(pts[:, 0], 0.0, THEORY_VARIANCES)), [1.0]
     )
-    assert _forward_tangent(1.0, 0.0, (0.0, 1.0)) == -np.finfo(np.float64).max
+    _, evaluation = _solver_error(1.0, 0.0, THEORY_VARIANCES)
+    slope_D = _forward_tangent(1.0, 0.0, (1.0, 0.0))
+    assert abs(slope_D - fd[0]) <= truncation[0] + evaluation / steps[0]
+    slope_P = _forward_tangent(1.0, 0.0, (0.0, 1.0))
+    h = 10.0 ** -np.arange(4, 15, 2)
+    quotients = (value - np.asarray(vec(1.0, h, THEORY_VARIANCES))) / h
+    assert not math.isnan(slope_P) and np.all(slope_P <= -quotients)
+    # Each factor 100 in h multiplies the quotient by 10: the exponent is -1/2 (to O(√h) ≤ 1e-2,
+    # the next term of the expansion), where a finite slope would give 0.
+    exponents = np.log10(quotients[1:] / quotients[:-1]) / 2
+    np.testing.assert_allclose(exponents, 0.5, atol=0.01)
 
 
-def test_jvp_is_linear_at_zero_distortion():
+def test_jvp_at_zero_distortion():
+    """At D = 0, R = ∞ and λ = ∞: a zero tangent gives 0, and the slope in D is steeper than at
+    any D > 0, where it is -λ = -n/(2D) once D/n is below every variance (each component at
+    D/n, Shannon's ½ ln(s²/(D/n)))."""
     assert _forward_tangent(0.0, 0.5, (0.0, 0.0)) == 0.0
-    assert _forward_tangent(0.0, 0.5, (1.0, 0.0)) == -np.finfo(np.float64).max
+    slope = _forward_tangent(0.0, 0.5, (1.0, 0.0))
+    assert not math.isnan(slope)
+    for D in (1e-100, 1e-200, 1e-300):
+        lam = len(THEORY_VARIANCES) / (2 * D)
+        # The bisection resolves ln λ (≤ 700) to one ulp: λ to 2|ln λ|u relative.
+        assert _forward_tangent(D, 0.5, (1.0, 0.0)) == pytest.approx(
+            -lam, rel=2 * math.log(lam) * UNIT_ROUNDOFF + 16 * UNIT_ROUNDOFF
+        )
+        assert slope <= -lam
 
 
 @pytest.mark.parametrize(
