@@ -280,3 +280,39 @@ def diffusion_channel(d, seed=0, abar=0.75):
     The KL of a dimension grows with x², so it varies from one dimension to the next."""
     x = np.random.default_rng(seed).standard_normal(d)
     return math.sqrt(abar) * x, np.full(d, math.sqrt(1 - abar)), np.zeros(d), np.ones(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) Round-off: how far two evaluations of one computation may differ in floating point.
+# ---------------------------------------------------------------------------------------------
+
+# Roundings on one output component's path per solver evaluation, an over-count: the analytic
+# Gaussian denoiser μ + λ/(λ + σ²)·(x - μ) rounds 5 times; a VP schedule's √ᾱ(t), σ(t), f(t)
+# and g(t)² (each a log1p/expm1/sin expression of ≤ 6 roundings) and the field's 6 products and
+# sums add ≤ 30; the solver's combination of ≤ 6 stored values adds ≤ 12 (a product and a sum
+# each) and its step coefficients (e^{κh}, φ_j, the grid) ≤ 16 more: 63, rounded up to 64.
+ROUNDINGS_PER_EVALUATION = 64
+# Hoeffding: a sum Σ c_i δ_i of n independent mean-zero |δ_i| ≤ u with |c_i| ≤ 1 exceeds
+# λ u √n with probability ≤ 2 exp(-λ²/2): 3e-8 per output component at λ = 6.
+ROUNDOFF_LAMBDA = 6.0
+
+
+def roundoff_bound(dtype, evaluations, roundings=ROUNDINGS_PER_EVALUATION, lam=ROUNDOFF_LAMBDA):
+    """λ u √(m N): a bound on the relative round-off of N solver evaluations of m roundings each.
+
+    The standard model fl(a ∘ b) = (a ∘ b)(1 + δ), |δ| ≤ u = eps/2, with the δ independent and
+    of mean zero (the probabilistic model of Higham & Mary 2019, *A new approach to
+    probabilistic rounding error analysis*, SIAM J. Sci. Comput. 41(5)): to first
+    order the output's relative error is Σ c_i δ_i over the n = m·N roundings, with c_i the gain
+    from the i-th rounded value to the output. On a Gaussian source the decoder is linear and
+    diagonal in the eigenbasis (x̂ - μ = G (x_n - μ)), so a relative perturbation of an
+    intermediate value reaches the output unchanged: |c_i| ≤ 1, and Hoeffding's inequality gives
+    the bound with probability ≥ 1 - 2 exp(-λ²/2). The worst case (all δ aligned) is m N u;
+    the √ form is what independent roundings give, and λ = 6 keeps a false failure at 3e-8.
+
+    **Arguments:** `dtype` (its eps), `evaluations` N, `roundings` m, `lam` λ.
+
+    **Returns:** the relative bound, to be multiplied by the output's scale.
+    """
+    u = float(np.finfo(dtype).eps) / 2
+    return lam * math.sqrt(roundings * evaluations) * u

@@ -167,8 +167,10 @@ def decode(
     .. math::
         \\frac{dx}{dσ} = -(1 + ρ)\\, σ\\, ∇\\log p_σ(x) = (1+ρ)\\,\\frac{x - D(x, σ)}{σ}
 
-    (maths §7): ρ = 0 is the probability-flow ODE (perfect perception), ρ = 1 lands on the MMSE
-    estimate, and ρ between them sweeps the distortion-perception tradeoff.
+    (maths §7): ρ = 0 is the probability-flow ODE (perfect perception, for any source), ρ = 1
+    lands on the MMSE estimate for a Gaussian source (not for others: on a 1-D Gaussian mixture
+    at σ = 1 the ρ = 1 end point misses E[X | Y] by up to 0.6, tests/test_decoder_mixture.py),
+    and ρ between them sweeps the distortion-perception tradeoff.
 
     **Arguments:**
 
@@ -192,9 +194,11 @@ def decode(
     - `allow_any_rho`: permit ρ outside [0, 1], where both D and P get worse (maths §7).
 
     **Returns:** x̂ with the shape and dtype of `y`; with `return_info`, `(x̂, info)`. In
-    float32 the fixed-budget methods keep their float64 accuracy (exp4 at 20 NFE: ~2e-4 relative,
-    set by the method) and tsit5 reaches ~3e-7 relative, set by float32 round-off
-    (tests/test_decoder.py).
+    float32 every method and schedule matches the same method in float64 to float32 round-off,
+    within 5 eps32 (6e-7) of the output scale at 20 NFE and with tsit5 alike
+    (tests/test_decoder_float32.py), so a fixed budget's own discretisation error (exp4 at 20
+    NFE: ~1e-4 relative) dominates. tsit5's default `rtol` is below float32's resolution: its
+    controller then rejects many steps and spends up to ~6x the float64 NFE.
 
     **Raises:** `ValueError` naming the argument for a bad shape, σ ≤ 0, non-finite `y`, ρ out
     of range, an unknown method or a bad budget; under `jit`, value checks raise at run time.
@@ -236,7 +240,8 @@ def tweedie_denoise(
 ) -> Float[Array, "*batch event"]:
     """The one-step MMSE estimate E[X | Y = y] = y + σ² ∇log p_σ(y) (Tweedie's formula).
 
-    The seed paper's MMSE baseline; `decode` with ρ = 1 reaches the same point by integration.
+    The seed paper's MMSE baseline; for a Gaussian source `decode` with ρ = 1 reaches the same
+    point by integration (Lemma 1), for other sources it does not.
 
     **Arguments / Raises:** `y`, `sigma`, `model` as `decode`.
 
