@@ -65,6 +65,19 @@ def test_round_trip_float32(d, kl, algorithm):
         _round_trip(d, kl, 0.7, d, f32=True, algorithm=algorithm, chunk_bits=32.0, refusable=False)
 
 
+@pytest.mark.parametrize("num_candidates", [2, MAX_CANDIDATES])
+def test_round_trip_at_the_candidate_count_limits(num_candidates):
+    # Both ends of the range encode accepts must decode: the header check shares the range.
+    args = _problem(6, 1, 1.0)
+    key = jax.random.key(6)
+    data, info = rcc.encode(key, *args, num_candidates=num_candidates, return_info=True)
+    assert np.asarray(rcc.decode(key, data, args[2], args[3])).tobytes() == (
+        np.asarray(info.sample).tobytes()
+    )
+    with pytest.raises(ValueError, match="num_candidates"):
+        rcc.encode(key, *args, num_candidates=(1, MAX_CANDIDATES + 1)[num_candidates > 2])
+
+
 def test_float32_warns_when_q_is_out_of_reach():
     # A 30-bit shift in one dimension puts q's mean 6.5 prior sds out, past float32's |ε| ≤ 5.42.
     options = dict(num_candidates=_N_FAST, chunk_bits=32.0)

@@ -57,6 +57,27 @@ def test_chunk_counts_balances_the_kl(kl, k):
     assert np.all(chunk_kl <= kl.sum() / num + 2 * kl.max() + 1e-9)
 
 
+@given(
+    kl=st.lists(st.integers(0, 8).map(float), min_size=1, max_size=40),
+    k=st.sampled_from([1.5, 4.0]),
+)
+def test_chunk_counts_cut_nearest_to_each_target(kl, k):
+    # Brute force: each target t·KL/C is cut at the position e (0 … d) whose cumulative KL is
+    # nearest to it, ties to the later position; integer KLs make ties common, so the rule is
+    # tested at its boundary too. Empty chunks (repeated cuts) merge.
+    kl = np.array(kl)
+    total, d = kl.sum(), kl.size
+    num = max(1, math.ceil(total / k - 1e-9))
+    cumulative = np.concatenate([[0.0], np.cumsum(kl)])
+    ends = set()
+    for target in total * np.arange(1, num) / num:
+        first = int(np.argmax(cumulative >= target))  # the first position reaching the target
+        below = cumulative[first - 1] if first > 0 else -np.inf
+        ends.add(first if cumulative[first] - target <= target - below else first - 1)
+    cuts = sorted({0, d} | {e for e in ends if 0 < e < d})
+    assert rcc.chunk_counts(kl, k).tolist() == np.diff(cuts).tolist()
+
+
 @given(d=st.integers(1, 10_000), c=st.integers(1, 10_000))
 def test_balanced_cuts_are_equal_width(d, c):
     c = min(c, d)
