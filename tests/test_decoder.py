@@ -295,6 +295,7 @@ def test_rho_one_is_tweedie_and_posterior_sampling_costs_twice_the_mmse():
         ({"method": "exp4", "num_steps": 1}, "num_steps"),
         ({"method": "tsit5", "num_steps": 10}, "num_steps"),
         ({"sigma": jnp.ones(5)}, "sigma"),
+        ({"sigma": jnp.array([1.0, -1.0])}, "sigma"),  # one bad σ among good ones
     ],
 )
 def test_bad_input_raises(kwargs, match):
@@ -303,6 +304,13 @@ def test_bad_input_raises(kwargs, match):
     rest = {k: v for k, v in kwargs.items() if k in ("method", "num_steps")}
     with pytest.raises(ValueError, match=match):
         decode(args["y"], args["sigma"], args["rho"], model, **rest)
+
+
+@pytest.mark.parametrize("num_steps", [1, 2.5])
+def test_posterior_sample_rejects_bad_step_counts(num_steps):
+    model = _diag_gaussian([0.5, 2.0])
+    with pytest.raises(ValueError, match="num_steps"):
+        posterior_sample(jax.random.key(0), jnp.ones((2, 2)), 1.0, model, num_steps=num_steps)
 
 
 def test_rho_outside_unit_interval_on_request():
