@@ -1,8 +1,9 @@
 """Exact references for the wide-range tests, and central differences with an error bound.
 
-mpmath evaluates the definitions of maths §2-§8 at 50 significant digits, written without any of
-`theory`'s rearrangements against cancellation (and sharing no code with it), so a float64 result
-of `theory` can be judged against the truth at any rate, noise level or variance ratio. Error
+mpmath evaluates the definitions of maths §2-§8 at 50 significant digits, written from the
+formulas and sharing no code with `theory`, so a float64 result of `theory` can be judged against
+the truth at any rate, noise level or variance ratio. (50 digits absorb every cancellation of
+these tests but one: a gain a^x within 1e-40 of 1, taken as 1 + expm1(x ln a).) Error
 bounds follow the standard model fl(a ∘ b) = (a ∘ b)(1 + δ), |δ| ≤ u = 2⁻⁵³ (Higham, *Accuracy
 and Stability of Numerical Algorithms*, 2nd ed., §1.5 and §2.2).
 """
@@ -13,6 +14,9 @@ import numpy as np
 _DIGITS = 50
 # The unit roundoff of float64.
 UNIT_ROUNDOFF = 2.0**-53
+# The smallest normal float64: XLA on CPU flushes subnormal results to zero, so every rounding may
+# also err by this much absolutely (the standard model with underflow, Higham §2.1).
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def _mp(x):
@@ -151,9 +155,15 @@ def mp_dp_awgn(P, variances, noise_var):
 _CONDITION_STEP = mpmath.mpf(10) ** -20
 
 
-def input_condition(f, args):
+def input_condition(f, args, budgets=None):
     """Σ_j |x_j ∂f/∂x_j| at `args`, for each output of `f` (an mpmath function returning one
     value or a tuple), by forward differences in mpmath; coordinates x_j = 0 contribute 0.
+
+    With `budgets=k`, f is a rate whose first k arguments are budgets (D, and P for W2²) and the
+    rest variances: homogeneous of degree 0 in all of them, never rising with a budget nor
+    falling with a variance. Euler's relation Σ_j x_j ∂f/∂x_j = 0 then makes the variances'
+    terms sum to the budgets' (all of one sign), so only the k budgets are differenced and the
+    sum is twice theirs.
 
     A float64 evaluation that is backward stable, the exact value at inputs each perturbed by
     at most k u relatively, errs by at most k u times this (to first order), plus k u |f| for
@@ -163,7 +173,7 @@ def input_condition(f, args):
         args = [_mp(x) for x in args]
         base = _as_tuple(f(*args))
         total = [mpmath.mpf(0)] * len(base)
-        for j, x in enumerate(args):
+        for j, x in enumerate(args[:budgets]):
             if x == 0:
                 continue
             moved = _as_tuple(f(*args[:j], x * (1 + _CONDITION_STEP), *args[j + 1 :]))
@@ -171,6 +181,8 @@ def input_condition(f, args):
                 t + abs((m - b) / _CONDITION_STEP)
                 for t, m, b in zip(total, moved, base, strict=True)
             ]
+        if budgets is not None:
+            total = [2 * t for t in total]
         return base, total
 
 
@@ -178,14 +190,14 @@ def _as_tuple(value):
     return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
-def stable_error_bound(f, args, operations=16):
-    """`operations`·u·(|f| + Σ_j |x_j ∂f/∂x_j|) for each output of `f`: what a backward-stable
-    float64 evaluation with at most `operations` roundings on its longest path may err by (see
-    `input_condition`). Returns `(exact, bound)` as floats, or a list of them when `f` returns
-    several values."""
-    values, conditions = input_condition(f, args)
+def stable_error_bound(f, args, operations=16, budgets=None):
+    """`operations`·(u(|f| + Σ_j |x_j ∂f/∂x_j|) + tiny) for each output of `f`: what a
+    backward-stable float64 evaluation with at most `operations` roundings on its longest path
+    may err by (see `input_condition`, which also explains `budgets`; tiny for underflow).
+    Returns `(exact, bound)` as floats, or a list of them when `f` returns several values."""
+    values, conditions = input_condition(f, args, budgets)
     pairs = [
-        (float(v), float(operations * UNIT_ROUNDOFF * (abs(v) + c)))
+        (float(v), float(operations * (UNIT_ROUNDOFF * (abs(v) + c) + _TINY)))
         for v, c in zip(values, conditions, strict=True)
     ]
     return pairs if len(pairs) > 1 else pairs[0]

@@ -191,9 +191,12 @@ def test_constant_rho_is_above_the_dp_curve_for_anisotropic_sources():
         D, P = theory.score_scaled_dp(rho, jnp.array(v), 0.5)
         gap = float(D - theory.dp_awgn(P, jnp.array(v), 0.5))
         (_, D_exact, P_exact), (_, D_bound, P_bound) = zip(
-            *stable_error_bound(lambda r: mp_linear_decoder(r, v, 0.5), (rho,)), strict=True
+            *stable_error_bound(lambda r, n, *s: mp_linear_decoder(r, s, n), (rho, 0.5, *v)),
+            strict=True,
         )
-        curve, curve_bound = stable_error_bound(lambda p: mp_dp_awgn(p, v, 0.5), (P_exact,))
+        curve, curve_bound = stable_error_bound(
+            lambda p, n, *s: mp_dp_awgn(p, s, n), (P_exact, 0.5, *v)
+        )
         # theory's D(P) is taken at its own P, which is within P_bound of P_exact: add the
         # slope |dD/dP| = W2/√P - 1 of the curve times that (maths §6).
         slope = math.sqrt(float(theory.mmse_perception_awgn(jnp.array(v), 0.5)) / P_exact) - 1
