@@ -328,3 +328,14 @@ def test_edge_values_are_exact_for_random_sources(v, u):
     P = u * v.sum()
     R = np.asarray(vec(np.array([0.0, v.sum() * (2 + 1e-12), math.inf]), P, v))
     assert R.tolist() == [math.inf, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("D", [1e-12, 1e-10, 1e-6])
+def test_high_rate_with_a_loose_budget_is_shannon(D):
+    # At D far below every variance the water level is D/n for each component, and a W2² budget
+    # of 10 does not bind, so R = Σ ½ ln(v_i n / D) (rates to ~29 nats; 16 roundings of ulp size
+    # in each log: 1e-14 relative). The bisection must centre on ln(n / 2D) to get there.
+    v = np.array([1.0, 2.0])
+    expected = float(np.sum(0.5 * np.log(v * v.size / D)))
+    got = float(theory.rdp_w2_vector(D, 10.0, jnp.asarray(v)))
+    assert got == pytest.approx(expected, rel=1e-14)
