@@ -65,8 +65,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # package -> (source folders or files, covering test files): the test files that import the
-# package (read from tests/). test_schedules.py and test_scores.py, which the issue lists for the
-# decoder, import neither rdp_jax._decoder nor anything that imports it (their coverage run
+# package (read from tests/). test_schedules.py and test_scores.py, which exercise the decoder's
+# inputs, import neither rdp_jax._decoder nor anything that imports it (their coverage run
 # executes none of its lines), so they are not run for it; test_experiments.py drives the
 # decoder and is. test_rcc.py's one hand-off test through `rdp_jax.decode` is not counted for
 # the decoder: a mutant only it could kill would be a gap in test_decoder.py.
@@ -91,10 +91,19 @@ PACKAGES: dict[str, tuple[list[str], list[str]]] = {
         ["rdp_jax/_decoder"],
         [
             "tests/test_decoder.py",
+            "tests/test_decoder_float32.py",
+            "tests/test_decoder_mixture.py",
             "tests/test_experiments.py",
         ],
     ),
-    "metrics": (["rdp_jax/metrics"], ["tests/test_metrics.py"]),
+    "metrics": (
+        ["rdp_jax/metrics"],
+        [
+            "tests/test_metrics.py",
+            "tests/test_metrics_edges.py",
+            "tests/test_stderr_calibration.py",
+        ],
+    ),
 }
 
 # --------------------------------------------------------------------------------------------
