@@ -1,6 +1,6 @@
 """The decoder on non-Gaussian sources: Gaussian mixtures with the exact score (maths §7).
 
-The references are those of claims (f)-(h) in `rdp_jax.verify._decoder_claims`, which share no
+The references are those of claims (f)-(h) in `rdp_jax.verify._mixture_claims`, which share no
 code with `rdp_jax.scores` or the decoder: numpy draws, scipy's normal CDF with bisection for the
 1-D monotone transport, scipy's DOP853 on a numpy denoiser for the ODE, scipy's KS test. They
 are cached there, so the compiled decoders and decoded samples are shared by these tests.
@@ -11,7 +11,7 @@ from helpers import roundoff_bound
 
 from rdp_jax import tweedie_denoise
 from rdp_jax.scores import gaussian
-from rdp_jax.verify import _decoder_claims as ref
+from rdp_jax.verify import _mixture_claims as ref
 
 N = ref._REFERENCE_N
 
