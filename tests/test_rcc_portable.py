@@ -255,7 +255,7 @@ def fresh_streams(tmp_path_factory):
 
 @pytest.mark.parametrize("variant", list(cpu_variants()))
 def test_streams_decode_bit_exactly_under_other_cpu_settings(variant, fresh_streams):
-    # The issue's failures: a numpy SIMD change broke 20 of 20 streams (CRC), an XLA ISA change
+    # Format v4's failures: a numpy SIMD change broke 20 of 20 streams (CRC), an XLA ISA change
     # returned 17 of 20 different samples, a BLAS thread change broke 10 of 12.
     fresh, path = fresh_streams
     cases = load_golden() + fresh
@@ -311,7 +311,7 @@ def test_stream_encoded_with_another_isa_decodes_here():
 
 
 def test_progressive_stream_decodes_through_a_model_that_rounds_differently(monkeypatch):
-    # The issue's failure: a jitted encode and an eager decode of a learned model differ by
+    # Format v4's failure: a jitted encode and an eager decode of a learned model differ by
     # 4.4e-16 in `denoise`, and the CRC over the recomputed sample rejected the stream.
     rng = np.random.default_rng(3)
     weights = {
@@ -364,7 +364,7 @@ def test_progressive_rejects_another_model_by_fingerprint():
 
 @pytest.mark.parametrize("mean", [5.0, 8.0, 20.0])
 def test_unreachable_single_dimension_raises_naming_it(mean):
-    # The issue's silent failures: q = N(5, 1), N(8, 1), N(20, 1) against N(0, 1) decoded to
+    # Format v4's silent failures: q = N(5, 1), N(8, 1), N(20, 1) against N(0, 1) decoded to
     # means of 4.06, 4.43 and 4.54. One dimension of (μ²/2)/ln 2 bits cannot be split, and no
     # 2^22 candidates make it as safe as the validated 8-bit chunk at 2^18.
     q_mean = np.array([0.1, mean, -0.2])
