@@ -7,7 +7,8 @@ using the closed form, so agreement with `theory` checks the derivations, not ju
 import math
 
 import numpy as np
-from scipy.optimize import brentq, minimize, minimize_scalar
+import scipy.linalg
+from scipy.optimize import brentq, linear_sum_assignment, minimize, minimize_scalar
 
 # ---------------------------------------------------------------------------------------------
 # (a) Scalar RDP: minimise over the reconstruction std ŝ.
@@ -316,3 +317,18 @@ def roundoff_bound(dtype, evaluations, roundings=ROUNDINGS_PER_EVALUATION, lam=R
     """
     u = float(np.finfo(dtype).eps) / 2
     return lam * math.sqrt(roundings * evaluations) * u
+
+
+def bures_w2(m1, c1, m2, c2) -> float:
+    """The Gaussian W2² through scipy.linalg.sqrtm, sharing no code with the package."""
+    r1 = scipy.linalg.sqrtm(c1)
+    cross = np.real(scipy.linalg.sqrtm(r1 @ c2 @ r1))
+    return float(np.sum((m1 - m2) ** 2) + np.trace(c1 + c2 - 2 * cross))
+
+
+def assignment_w2(x, y) -> float:
+    """Mean squared cost of the optimal assignment (equal sizes): exact discrete W2²."""
+    x, y = np.reshape(x, (len(x), -1)), np.reshape(y, (len(y), -1))
+    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())

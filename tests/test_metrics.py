@@ -19,9 +19,9 @@ import numpy as np  # noqa: E402
 import ot  # noqa: E402
 import pytest  # noqa: E402
 import scipy.linalg  # noqa: E402
+from helpers import assignment_w2, bures_w2  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 from scipy.special import gammaln  # noqa: E402
 
 from rdp_jax.metrics import Estimate, mse, sliced_w2, w2_1d, w2_exact, w2_gaussian  # noqa: E402
@@ -54,21 +54,6 @@ def _exact_moment_samples(rng, n, mean, cov):
     # Whiten to unit sample covariance, then colour with a square root of `cov`.
     z = scipy.linalg.solve_triangular(np.linalg.cholesky(z.T @ z / (n - 1)), z.T, lower=True).T
     return mean + z @ np.linalg.cholesky(cov).T
-
-
-def _bures_sqrtm(m1, c1, m2, c2):
-    """The Gaussian W2² through scipy.linalg.sqrtm, sharing no code with the package."""
-    r1 = scipy.linalg.sqrtm(c1)
-    cross = np.real(scipy.linalg.sqrtm(r1 @ c2 @ r1))
-    return float(np.sum((m1 - m2) ** 2) + np.trace(c1 + c2 - 2 * cross))
-
-
-def _assignment_w2(x, y):
-    """Mean squared cost of the optimal assignment (equal sizes): exact discrete W2²."""
-    x, y = np.reshape(x, (len(x), -1)), np.reshape(y, (len(y), -1))
-    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-    rows, cols = linear_sum_assignment(cost)
-    return cost[rows, cols].mean()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -112,7 +97,7 @@ def test_w2_gaussian_noncommuting_matches_sqrtm():
     x = _exact_moment_samples(rng, 60, m1, c1)
     y = _exact_moment_samples(rng, 60, m2, c2)
     est = w2_gaussian(x, y)
-    np.testing.assert_allclose(est.value, _bures_sqrtm(m1, c1, m2, c2), rtol=1e-9)
+    np.testing.assert_allclose(est.value, bures_w2(m1, c1, m2, c2), rtol=1e-9)
     assert 0 < float(est.stderr) < math.inf
 
 
@@ -129,7 +114,7 @@ def test_w2_gaussian_singular_and_tiny():
 @pytest.mark.parametrize("n", [2, 64])
 def test_w2_1d_equal_sizes_is_the_assignment(n):
     x, y = X64[:n, 0], np.round(Y64[:n, 0])  # ties in y
-    np.testing.assert_allclose(w2_1d(x, y).value, _assignment_w2(x, y), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(w2_1d(x, y).value, assignment_w2(x, y), rtol=1e-12, atol=1e-14)
 
 
 @given(
@@ -159,7 +144,7 @@ def test_w2_exact_is_the_assignment():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(60, 3)), 1.0 + rng.normal(size=(60, 3))
     est = w2_exact(x, y)
-    np.testing.assert_allclose(est.value, _assignment_w2(x, y), rtol=1e-10)
+    np.testing.assert_allclose(est.value, assignment_w2(x, y), rtol=1e-10)
     assert float(est.stderr) == 0.0  # no sub-sampling, nothing in the error bar
     # Unequal sizes in 1-D: the network simplex agrees with the quantile formula.
     x1, y1 = rng.normal(size=30), 3.0 * rng.normal(size=47)

@@ -7,24 +7,14 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import scipy.linalg  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
+from helpers import assignment_w2, bures_w2  # noqa: E402
 
 from rdp_jax.metrics import mse, w2_1d, w2_exact, w2_gaussian  # noqa: E402
 
 
 def _frechet(x, y) -> float:
-    """W2² between Gaussians fitted with unbiased covariances, by scipy's sqrtm."""
-    c1, c2 = np.cov(x.T), np.cov(y.T)
-    root = scipy.linalg.sqrtm(c1)
-    cross = scipy.linalg.sqrtm(root @ c2 @ root).real
-    return float(np.sum((x.mean(0) - y.mean(0)) ** 2) + np.trace(c1 + c2 - 2 * cross))
-
-
-def _assignment_w2(x, y) -> float:
-    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-    rows, cols = linear_sum_assignment(cost)
-    return float(cost[rows, cols].mean())
+    """W2² between Gaussians fitted with unbiased covariances."""
+    return bures_w2(x.mean(0), np.cov(x.T), y.mean(0), np.cov(y.T))
 
 
 def test_two_block_jackknife_is_half_the_difference_of_the_halves():
@@ -58,7 +48,7 @@ def test_w2_exact_at_max_samples_needs_no_key():
     x, y = rng.normal(size=(10, 2)), rng.normal(size=(10, 2))
     estimate = w2_exact(x, y, max_samples=10)
     assert float(estimate.stderr) == 0.0
-    np.testing.assert_allclose(float(estimate.value), _assignment_w2(x, y), rtol=1e-12)
+    np.testing.assert_allclose(float(estimate.value), assignment_w2(x, y), rtol=1e-12)
 
 
 def test_w2_exact_repeats_five_sub_samples_by_default():
@@ -76,7 +66,7 @@ def test_w2_exact_solves_a_hard_problem_to_optimality():
     # must still be the optimal assignment (float64 sums of 2000 costs: 1e-10 relative).
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(2000, 32)), rng.normal(size=(2000, 32))
-    np.testing.assert_allclose(float(w2_exact(x, y).value), _assignment_w2(x, y), rtol=1e-10)
+    np.testing.assert_allclose(float(w2_exact(x, y).value), assignment_w2(x, y), rtol=1e-10)
 
 
 def test_mse_rejects_an_empty_feature_axis():
