@@ -88,3 +88,50 @@ def test_registered_project_claims_are_well_formed():
     # Every group rests on at least one independent reference, not on consistency alone.
     for group in {c.group for c in claims}:
         assert any(c.evidence != "consistency" for c in claims if c.group == group), group
+
+
+def test_full_claims_run_only_with_full(scratch_registry, capsys):
+    @claim("quick", "src", group="rcc", evidence="analytic")
+    def _quick():
+        return Measurement(0.0, 0.0, 0.0)
+
+    @claim("long", "src", group="rcc", evidence="analytic", full=True)
+    def _long():
+        return Measurement(0.0, 0.0, 0.0)
+
+    assert [c.name for c in registered_claims()] == ["quick"]
+    assert [c.name for c in registered_claims(full=True)] == ["quick", "long"]
+    assert cli.main(["verify", "--full", "--list"]) == 0
+    assert "[full] long" in capsys.readouterr().out
+
+
+def test_unknown_group_is_refused_with_the_list(scratch_registry, capsys):
+    with pytest.raises(ValueError, match="the groups are theory, decoder, rcc, codec, models"):
+        registered_claims(["nonexistent"])
+    with pytest.raises(ValueError, match="`group` must be one of"):
+        claim("x", "src", group="nonexistent", evidence="analytic")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["verify", "--group", "nonexistent", "--list"])
+    assert exit_info.value.code == 2
+    assert "theory" in capsys.readouterr().err
+
+
+def test_help_lists_the_groups_the_registry_knows(capsys):
+    from rdp_jax._commands import verify as verify_command
+
+    assert verify_command.GROUPS == _registry.GROUPS
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--help"])
+    help_text = capsys.readouterr().out
+    assert all(group in help_text for group in _registry.GROUPS)
+
+
+def test_json_mode_reports_progress_on_stderr(scratch_registry, capsys):
+    @claim("fine", "src", group="theory", evidence="analytic")
+    def _fine():
+        return Measurement(0.0, 0.0, 0.0)
+
+    assert cli.main(["verify", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "[1/1] PASS  fine" in captured.err
+    assert json.loads(captured.out)[0]["name"] == "fine"

@@ -14,6 +14,7 @@ from rdp_jax.verify import (  # noqa: F401 - registration
     _theory_claims,
 )
 from rdp_jax.verify._registry import (
+    GROUPS as GROUPS,
     Claim as Claim,
     ClaimResult as ClaimResult,
     Measurement as Measurement,

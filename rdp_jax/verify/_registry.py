@@ -61,6 +61,7 @@ class Claim:
     group: str
     evidence: Evidence
     measure: Callable[[], Measurement]
+    full: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,9 @@ class ClaimResult:
 _REGISTRY: dict[str, Claim] = {}
 
 
-def claim(name: str, source: str, *, group: str, evidence: Evidence) -> Callable:
+def claim(
+    name: str, source: str, *, group: str, evidence: Evidence, full: bool = False
+) -> Callable:
     """Registers a zero-argument function returning a `Measurement` as a claim.
 
     **Arguments:**
@@ -92,10 +95,14 @@ def claim(name: str, source: str, *, group: str, evidence: Evidence) -> Callable
     - `source`: the paper and result it checks ("Zhang et al. 2021, Gaussian RDP closed form").
     - `group`: which part of rdp-jax it exercises ("theory", "decoder", "rcc", ...).
     - `evidence`: what the reference is (see `Evidence`); printed beside the verdict.
+    - `full`: a long check, run only by `rdp-jax verify --full`. The default run must fit in
+      a minute on 2 cores, so each group keeps a quick claim there and its long versions here.
 
-    **Raises:** `ValueError` when the name is taken, `evidence` is not one of `EVIDENCE`, or a
-    consistency check cites a theorem as its source.
+    **Raises:** `ValueError` when the name is taken, `group` is not one of `GROUPS`, `evidence`
+    is not one of `EVIDENCE`, or a consistency check cites a theorem as its source.
     """
+    if group not in GROUPS:
+        raise ValueError(f"claim: `group` must be one of {GROUPS}, got {group!r}.")
     if evidence not in EVIDENCE:
         raise ValueError(f"claim: `evidence` must be one of {EVIDENCE}, got {evidence!r}.")
     if evidence == "consistency" and _THEOREM_CITATION.search(source):
@@ -107,25 +114,34 @@ def claim(name: str, source: str, *, group: str, evidence: Evidence) -> Callable
     def register(measure: Callable[[], Measurement]) -> Callable[[], Measurement]:
         if name in _REGISTRY:
             raise ValueError(f"claim: the name {name!r} is registered twice.")
-        _REGISTRY[name] = Claim(name, source, group, evidence, measure)
+        _REGISTRY[name] = Claim(name, source, group, evidence, measure, full)
         return measure
 
     return register
 
 
-# The analytic truth first, then the machinery that is checked against it.
-_GROUP_ORDER = ("theory", "decoder", "rcc")
+# The analytic truth first, then the machinery that is checked against it, bottom layer first.
+GROUPS = ("theory", "decoder", "rcc", "codec", "models")
 
 
-def registered_claims(groups: Iterable[str] | None = None) -> list[Claim]:
-    """The registered claims by group (theory first), optionally only those in `groups`."""
-    wanted = None if groups is None else set(groups)
-    chosen = [c for c in _REGISTRY.values() if wanted is None or c.group in wanted]
+def registered_claims(groups: Iterable[str] | None = None, *, full: bool = False) -> list[Claim]:
+    """The registered claims in a fixed order: by group (`GROUPS`), then by registration.
 
-    def rank(c: Claim) -> int:
-        return _GROUP_ORDER.index(c.group) if c.group in _GROUP_ORDER else len(_GROUP_ORDER)
+    **Arguments:**
 
-    return sorted(chosen, key=rank)  # stable: registration order within a group
+    - `groups`: only claims of these groups; all when `None`.
+    - `full`: include the long claims registered with `full=True`.
+
+    **Raises:** `ValueError` naming the valid groups when one of `groups` is unknown.
+    """
+    wanted = set(GROUPS) if groups is None else set(groups)
+    if unknown := sorted(wanted - set(GROUPS)):
+        raise ValueError(
+            f"registered_claims: unknown group {', '.join(map(repr, unknown))}; "
+            f"the groups are {', '.join(GROUPS)}."
+        )
+    chosen = [c for c in _REGISTRY.values() if c.group in wanted and (full or not c.full)]
+    return sorted(chosen, key=lambda c: GROUPS.index(c.group))  # stable within a group
 
 
 def run_claims(claims: Iterable[Claim]) -> Iterator[ClaimResult]:
