@@ -1,0 +1,469 @@
+"""`compress` / `decompress` / `inspect`: a batch of items as one self-contained file."""
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from rdp_jax import rcc, scores
+from rdp_jax._decoder import decode
+from rdp_jax.codec import _container
+from rdp_jax.codec._gaussian_view import (
+    GaussianView,
+    caller_prior,
+    fitted,
+    prior_std,
+    view,
+    whitened,
+)
+
+MODES = ("oneshot", "progressive")
+
+
+class CompressInfo(NamedTuple):
+    """What `compress(..., return_info=True)` reports besides the bytes.
+
+    - `mode`: "oneshot" or "progressive".
+    - `total_bits`: the file, 8 × its length.
+    - `container_bits`: the codec's header and CRC32, paid once per file.
+    - `rcc_header_bits`, `payload_bits`: the rcc stream's header and range-coded block.
+    - `bits_per_item`, `bits_per_dim`: `total_bits` over the items and over all dimensions.
+    - `kl_bits`: KL(q‖p) of the whole message in bits, what ideal channel simulation would pay.
+    - `information_bits`: I(X; X_σ) per item for a Gaussian model (maths §8), else `None`.
+    - `noisy`: X_σ as every decoder rebuilds it, shaped like the input.
+    """
+
+    mode: str
+    total_bits: int
+    container_bits: int
+    rcc_header_bits: int
+    payload_bits: int
+    bits_per_item: float
+    bits_per_dim: float
+    kl_bits: float
+    information_bits: float | None
+    noisy: Array
+
+
+class FileInfo(NamedTuple):
+    """What `inspect` reads from a file without a model.
+
+    - `mode`, `dtype`; `shape`: of the data (no batch axis for one item); `items`, `dims`.
+    - `sigma`: a float, or one per dimension; `grid`: the progressive σ grid, or `None`.
+    - `prior`: how the one-shot prior is obtained ("model", "stored", "caller").
+    - `fingerprint`: the model's, hex. `key`: the shared key's two words.
+    - `total_bits`, `header_bits` (the codec's container), `stream_bits` (the rcc stream,
+      its own header included); `bits_per_item`, `bits_per_dim`, `header_fraction`.
+    """
+
+    mode: str
+    dtype: str
+    shape: tuple[int, ...]
+    items: int
+    dims: int
+    sigma: float | tuple[float, ...]
+    grid: tuple[float, ...] | None
+    prior: str
+    fingerprint: str
+    key: tuple[int, int]
+    total_bits: int
+    header_bits: int
+    stream_bits: int
+    bits_per_item: float
+    bits_per_dim: float
+    header_fraction: float
+
+
+class _Flat(scores.ScoreSource):
+    """A batch of items as one flat vector, for one progressive stream over the whole batch."""
+
+    model: scores.ScoreSource
+    shape: tuple[int, ...] = eqx.field(static=True)
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (math.prod(self.shape),)
+
+    def denoise(self, x, sigma):
+        items = x.reshape(self.shape)
+        return jax.vmap(self.model.denoise, in_axes=(0, None))(items, sigma).reshape(-1)
+
+
+def identity(model) -> bytes:
+    """The model's 16-byte fingerprint as files record it: of `model.definition` where the
+    source has one (`scores.gaussian_full`, whose eigendecomposition is machine-dependent),
+    else of the model (`scores.fingerprint`)."""
+    return scores.fingerprint(getattr(model, "definition", model))
+
+
+def _key_words(key, where: str) -> np.ndarray:
+    key = key if isinstance(key, jax.Array) else jnp.asarray(key)
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
+        key = jax.random.key_data(key)
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise ValueError(
+            f"{where}: `key` must be a threefry2x32 jax.random key; got {key.dtype}{key.shape}."
+        )
+    return np.asarray(key, np.uint32)
+
+
+def _event(model, where: str) -> tuple[int, ...]:
+    event = getattr(model, "event_shape", None)
+    if event is None:
+        raise ValueError(f"{where}: `model` must know its `event_shape`.")
+    return tuple(int(s) for s in event)
+
+
+def _sigma(sigma, dim: int, dtype: str, where: str) -> np.ndarray:
+    sigma = np.asarray(sigma, np.float64)
+    if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape != (dim,)):
+        raise ValueError(
+            f"{where}: `sigma` must be a scalar or one per dimension ({dim},); got {sigma.shape}."
+        )
+    sigma = sigma.astype(dtype)
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        raise ValueError(f"{where}: `sigma` must be finite and > 0.")
+    return sigma
+
+
+def _grid(sigma: float, sigma_max: float, steps: int, dtype: str, where: str) -> np.ndarray:
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"{where}: `steps` must be an integer >= 1, got {steps!r}.")
+    if steps > 1 and not (math.isfinite(sigma_max) and sigma_max > sigma):
+        raise ValueError(f"{where}: `sigma_max` must be finite and > sigma ({sigma:g}).")
+    grid = np.geomspace(sigma_max, sigma, int(steps)).astype(dtype)
+    grid[-1] = np.asarray(sigma, dtype)
+    if np.any(np.diff(grid) >= 0):
+        raise ValueError(f"{where}: the σ grid is not strictly decreasing in {dtype}.")
+    return grid
+
+
+def _default_mode(model) -> str:
+    """One-shot where the prior is the exact marginal (a Gaussian model), else progressive."""
+    return "oneshot" if isinstance(model, scores.Gaussian) else "progressive"
+
+
+def compress(
+    key: PRNGKeyArray,
+    x: Float[ArrayLike, "*batch event"],
+    model: scores.ScoreSource,
+    sigma: Float[ArrayLike, "*dim"],
+    *,
+    mode: str | None = None,
+    prior: scores.Gaussian | None = None,
+    steps: int = 32,
+    sigma_max: float | None = None,
+    return_info: bool = False,
+    **rcc_options,
+) -> bytes | tuple[bytes, CompressInfo]:
+    """Compresses items to one file that `decompress` turns back into x̂ at any ρ.
+
+    The encoder sends X_σ = X + σN by reverse channel coding (maths §8, §10); the decoder
+    rebuilds the same X_σ from the bytes and the model alone, and runs the score-scaled PF-ODE
+    from it at a ρ chosen then. All items go into one rcc message of n·d dimensions, so the
+    rcc header and the codec's container are paid once per file, and the channel search runs
+    over the whole batch at once (chunked and dealt over the devices by `rcc`).
+
+    - **"oneshot"**: X_σ against the Gaussian prior N(μ, Σ + σ²I), coded in Σ's eigenbasis
+      z = Uᵀ(x − μ), where components are independent and isotropic noise stays isotropic. For
+      a `scores.gaussian` (or `gaussian_full`) model this is the exact marginal, so the rate
+      tends to I(X; X_σ); for another model the prior is `prior`, else the Gaussian
+      `model.gaussian_fit()` returns (a fit of the data, on the flattened event).
+    - **"progressive"**: DiffC along the geometric grid of `steps` levels from `sigma_max`
+      down to σ, against the model's reverse steps (`rcc.progressive_encode`), for any model.
+
+    Per-dimension σ (spectrum-matched noise, maths §8) is per eigen-direction of a Gaussian
+    model, in the order of its `eigenvalues` (for a diagonal one, per coordinate), one-shot.
+
+    **Arguments:**
+
+    - `key`: the shared key (a threefry2x32 `jax.random.key`); it is stored in the file.
+    - `x`: one item of the model's event shape, or a batch with a leading axis (float32 or
+      float64; the file keeps the dtype).
+    - `model`: a score source that knows its `event_shape`; the decoder needs the same one.
+    - `sigma`: the noise std, a scalar or one per dimension; > 0.
+    - `mode`: "oneshot" or "progressive"; default one-shot for a Gaussian model (its exact
+      marginal costs one step), progressive otherwise.
+    - `prior`: a diagonal `scores.Gaussian` of the data for one-shot coding; stored in the file.
+    - `steps`, `sigma_max`: the progressive grid (default σ_max: 20 × the data's RMS scale as
+      the model's Gaussian knows it, else 20).
+    - `return_info`: also return a `CompressInfo`.
+    - `rcc_options`: `algorithm`, `chunk_bits`, `num_candidates` of `rcc.encode`.
+
+    **Returns:** the file as `bytes`; with `return_info`, `(bytes, info)`. The same key and
+    inputs give the same bytes.
+
+    **Raises:** `ValueError` naming the argument: shapes that fit neither one item nor a
+    batch, bad σ or grid, an unknown mode, a one-shot request without a Gaussian prior,
+    per-dimension σ without a Gaussian model, and what `rcc.encode` raises.
+    """
+    where = "compress"
+    words = _key_words(key, where)
+    event = _event(model, where)
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(jnp.result_type(float))
+    dtype = x.dtype.name
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"{where}: `x` must be float32 or float64, got {dtype}.")
+    if x.shape == event:
+        single, x = True, x[None]
+    elif x.ndim == len(event) + 1 and x.shape[1:] == event and x.shape[0] >= 1:
+        single = False
+    else:
+        raise ValueError(
+            f"{where}: `x` must be one item of shape {event} or a batch (n, *{event}), n >= 1; "
+            f"got {x.shape}."
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{where}: `x` must be finite.")
+    n, dim = x.shape[0], math.prod(event)
+    sigma = _sigma(sigma, dim, dtype, where)
+    mode = _default_mode(model) if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"{where}: unknown `mode` {mode!r}; choose one of {MODES}.")
+    if sigma.ndim and (
+        mode != "oneshot" or prior is not None or not isinstance(model, scores.Gaussian)
+    ):
+        raise ValueError(
+            f"{where}: per-dimension `sigma` needs a Gaussian model (scores.gaussian or "
+            "gaussian_full) in one-shot mode without `prior`."
+        )
+    gaussian = caller_prior(prior, dim, dtype, where) if prior is not None else fitted(model, where)
+    flat = x.reshape(n, dim)
+    fields = dict(
+        dtype=dtype,
+        single=single,
+        shape=(n, *event),
+        sigma=sigma,
+        key=words,
+        fingerprint=identity(model),
+        prior="model",
+        prior_std=None,
+        prior_mean=None,
+        prior_var=None,
+        grid=None,
+        first_std=None,
+    )
+    if mode == "oneshot":
+        if gaussian is None:
+            raise ValueError(
+                f"{where}: one-shot coding needs a Gaussian prior: pass `prior=`, use a model "
+                "with `gaussian_fit()`, or mode='progressive'."
+            )
+        std = prior_std(gaussian.variances, sigma, dtype)
+        if prior is not None:
+            fields.update(prior="caller", prior_mean=gaussian.mean, prior_var=gaussian.variances)
+        elif not gaussian.exact:
+            std = std.astype(np.float32)
+            fields.update(prior="stored", prior_std=std)
+        z = gaussian.to_coords(flat)
+        q_std = np.broadcast_to(sigma, (n, dim)).reshape(-1)
+        p_std = np.tile(np.asarray(std, dtype), n)
+        stream, info = rcc.encode(
+            words,
+            z.reshape(-1),
+            q_std,
+            np.zeros(n * dim, dtype),
+            p_std,
+            return_info=True,
+            **rcc_options,
+        )
+        noisy = gaussian.from_coords(np.asarray(info.sample).reshape(n, dim))
+    else:
+        scale = (
+            1.0
+            if gaussian is None
+            else math.sqrt(float(np.mean(gaussian.variances + gaussian.mean**2)))
+        )
+        sigma_max = 20 * scale if sigma_max is None else float(sigma_max)
+        grid = _grid(float(sigma), sigma_max, steps, dtype, where)
+        first = float(np.float32(math.sqrt(scale**2 + float(grid[0]) ** 2)))
+        fields.update(grid=grid, first_std=first)
+        stream, info = rcc.progressive_encode(
+            words,
+            flat.reshape(-1),
+            grid,
+            _Flat(model, (n, *event)),
+            prior_mean=np.zeros(n * dim, dtype),
+            prior_std=np.full(n * dim, first, dtype),
+            return_info=True,
+            **rcc_options,
+        )
+        noisy = np.asarray(info.sample).reshape(n, dim)
+    data = _container.pack(_container.FileHeader(mode=mode, **fields), stream)
+    if not return_info:
+        return data
+    total = 8 * len(data)
+    information = (
+        gaussian.information_bits(sigma)
+        if isinstance(model, scores.Gaussian) and prior is None
+        else None
+    )
+    noisy = jnp.asarray(noisy.reshape(x.shape[1:] if single else x.shape))
+    return data, CompressInfo(
+        mode,
+        total,
+        total - 8 * len(stream),
+        info.header_bits,
+        info.payload_bits,
+        total / n,
+        total / (n * dim),
+        info.kl_bits,
+        information,
+        noisy,
+    )
+
+
+class DecompressInfo(NamedTuple):
+    """What `decompress(..., return_info=True)` reports besides x̂.
+
+    - `noisy`: X_σ rebuilt from the file, shaped like x̂; it does not depend on ρ.
+    - `sigma`: the file's σ, a float or one per dimension.
+    """
+
+    noisy: Array
+    sigma: np.ndarray
+
+
+def _check_model(header: _container.FileHeader, model, where: str) -> tuple[int, ...]:
+    event = _event(model, where)
+    if tuple(header.shape[1:]) != event:
+        raise ValueError(
+            f"{where}: the file holds items of shape {header.shape[1:]} but `model` has event "
+            f"shape {event}: wrong model."
+        )
+    if identity(model) != header.fingerprint:
+        raise ValueError(
+            f"{where}: `model` is not the model the file was coded against (fingerprint "
+            f"{identity(model).hex()} != {header.fingerprint.hex()})."
+        )
+    return event
+
+
+def _prior_view(header: _container.FileHeader, model, where: str) -> GaussianView:
+    if header.prior == "caller":
+        return GaussianView(header.prior_mean, header.prior_var, None, True)
+    gaussian = fitted(model, where)
+    if gaussian is None:
+        raise ValueError(f"{where}: the file needs the model's `gaussian_fit()`, which it lacks.")
+    return gaussian
+
+
+def _noisy(header, stream, model, where) -> tuple[np.ndarray, GaussianView | None]:
+    """X_σ as `(n, d)`, and the view whose coordinates the one-shot message used."""
+    n, dim = header.shape[0], math.prod(header.shape[1:])
+    if header.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(f"{where}: the file holds float64 items; enable jax_enable_x64.")
+    zeros = np.zeros(n * dim, header.dtype)
+    if header.mode == "progressive":
+        x_t = rcc.progressive_decode(
+            header.key,
+            stream,
+            header.grid,
+            _Flat(model, header.shape),
+            prior_mean=zeros,
+            prior_std=np.full(n * dim, header.first_std, header.dtype),
+        )
+        return np.asarray(x_t).reshape(n, dim), None
+    gaussian = _prior_view(header, model, where)
+    if gaussian.dim != dim:
+        raise ValueError(f"{where}: the model's Gaussian has dimension {gaussian.dim}, not {dim}.")
+    std = (
+        header.prior_std
+        if header.prior == "stored"
+        else prior_std(gaussian.variances, header.sigma, header.dtype)
+    )
+    z = rcc.decode(header.key, stream, zeros, np.tile(np.asarray(std, header.dtype), n))
+    return np.asarray(z).reshape(n, dim), gaussian
+
+
+def decompress(
+    data: bytes,
+    model: scores.ScoreSource,
+    rho: Float[ArrayLike, "..."],
+    *,
+    return_info: bool = False,
+    **decode_options,
+) -> Float[Array, "*batch event"] | tuple[Float[Array, "*batch event"], DecompressInfo]:
+    """Rebuilds X_σ from a `compress` file and decodes it at ρ with the score-scaled PF-ODE.
+
+    X_σ depends on the bytes and the model only, so one file decodes anywhere between perfect
+    realism (ρ = 0) and the MMSE estimate (ρ = 1, for a Gaussian) with no re-encoding. A
+    Gaussian model is decoded in its eigenbasis, per component: z/σ at unit noise against
+    N(0, λ/σ²), scaled back (the VE PF-ODE is scale-equivariant, maths §7), which is how
+    per-dimension σ and ρ_i apply; any other model runs `rdp_jax.decode` on X_σ at σ.
+
+    **Arguments:**
+
+    - `data`: the bytes of `compress`.
+    - `model`: the model the file was coded against.
+    - `rho`: the score scale, a scalar or one per dimension (for a Gaussian model per
+      eigen-direction, as `theory.geodesic_rho` gives), in [0, 1].
+    - `return_info`: also return a `DecompressInfo`.
+    - `decode_options`: passed to `rdp_jax.decode` (`method`, `num_steps`, ...).
+
+    **Returns:** x̂, of the shape compressed (one item or a batch), in the file's dtype.
+
+    **Raises:** `ValueError` for bytes that are not a codec file, a corrupted or truncated one,
+    a wrong model (event shape or fingerprint), and bad `rho` or decode options.
+    """
+    where = "decompress"
+    header, stream = _container.unpack(data)
+    event = _check_model(header, model, where)
+    noisy, coords = _noisy(header, stream, model, where)
+    dtype, sigma = header.dtype, header.sigma
+    if coords is not None:  # one-shot: the message is z in the prior's coordinates
+        z, noisy = noisy, coords.from_coords(noisy)
+    if isinstance(model, scores.Gaussian):
+        target = view(model)
+        if coords is None or header.prior == "caller":
+            z = target.to_coords(noisy)
+        u = decode(z / sigma, 1.0, rho, whitened(target, sigma, dtype), **decode_options)
+        x_hat = target.from_coords(np.asarray(u, dtype) * sigma)
+    else:
+        items = noisy.reshape(header.shape).astype(dtype)
+        x_hat = np.asarray(decode(items, sigma, rho, model, **decode_options), dtype)
+    shape = event if header.single else header.shape
+    x_hat = jnp.asarray(np.asarray(x_hat).reshape(shape))
+    if not return_info:
+        return x_hat
+    return x_hat, DecompressInfo(jnp.asarray(np.asarray(noisy).reshape(shape)), sigma)
+
+
+def inspect(data: bytes) -> FileInfo:
+    """What a file holds, without a model: its fields and where its bits go.
+
+    **Returns:** a `FileInfo`.
+
+    **Raises:** `ValueError` for bytes that are not a codec file, or a corrupted or truncated
+    one (its container; the rcc stream is checked when decompressed).
+    """
+    header, stream = _container.unpack(data)
+    n, dims = header.shape[0], math.prod(header.shape[1:])
+    total = 8 * len(data)
+    sigma = header.sigma
+    return FileInfo(
+        header.mode,
+        header.dtype,
+        header.shape[1:] if header.single else header.shape,
+        n,
+        dims,
+        tuple(float(s) for s in sigma) if sigma.ndim else float(sigma),
+        None if header.grid is None else tuple(float(s) for s in header.grid),
+        header.prior,
+        header.fingerprint.hex(),
+        (int(header.key[0]), int(header.key[1])),
+        total,
+        total - 8 * len(stream),
+        8 * len(stream),
+        total / n,
+        total / (n * dims),
+        (total - 8 * len(stream)) / total,
+    )
