@@ -384,6 +384,31 @@ def _noisy(header, stream, model, where) -> tuple[np.ndarray, GaussianView | Non
     return np.asarray(z).reshape(n, dim), gaussian
 
 
+def _decode_whitened(z, sigma, rho, target: GaussianView, dtype: str, options) -> np.ndarray:
+    """The batch's components decoded as one vector of n·d independent ones: z/σ at unit noise
+    against N(0, λ/σ²) tiled over the items, scaled back by σ. One item of n·d dimensions is
+    the same ODE as n items of d (the components do not interact), and the decoder compiles
+    for n·d alone."""
+    n, dim = z.shape
+    try:
+        rho = np.broadcast_to(np.asarray(rho, dtype), (dim,))
+    except ValueError:
+        raise ValueError(
+            f"decompress: `rho` of shape {np.shape(rho)} is neither a scalar nor one per "
+            f"dimension ({dim},)."
+        ) from None
+    sigma = np.broadcast_to(sigma, (dim,))
+    flat = GaussianView(np.zeros(n * dim), np.tile(target.variances, n), None, True)
+    u = decode(
+        (z / sigma).reshape(-1),
+        1.0,
+        np.tile(rho, n),
+        whitened(flat, np.tile(sigma, n), dtype),
+        **options,
+    )
+    return np.asarray(u, dtype).reshape(n, dim) * sigma
+
+
 def decompress(
     data: bytes,
     model: scores.ScoreSource,
@@ -425,8 +450,7 @@ def decompress(
         target = view(model)
         if coords is None or header.prior == "caller":
             z = target.to_coords(noisy)
-        u = decode(z / sigma, 1.0, rho, whitened(target, sigma, dtype), **decode_options)
-        x_hat = target.from_coords(np.asarray(u, dtype) * sigma)
+        x_hat = target.from_coords(_decode_whitened(z, sigma, rho, target, dtype, decode_options))
     else:
         items = noisy.reshape(header.shape).astype(dtype)
         x_hat = np.asarray(decode(items, sigma, rho, model, **decode_options), dtype)
