@@ -1,5 +1,11 @@
-"""Experiments: decoder measurements reused by `rdp-jax verify`, the benchmarks and notebooks."""
+"""Experiments: decoder and codec measurements reused by `rdp-jax verify`, the benchmarks and
+notebooks."""
 
+from rdp_jax.experiments._codec_sweep import (
+    NOISES as NOISES,
+    CodecPoint as CodecPoint,
+    codec_sweep as codec_sweep,
+)
 from rdp_jax.experiments._dp import (
     DPBound as DPBound,
     DPPoint as DPPoint,
