@@ -33,6 +33,7 @@ class CompressInfo(NamedTuple):
     - `rcc_header_bits`, `payload_bits`: the rcc stream's header and range-coded block.
     - `bits_per_item`, `bits_per_dim`: `total_bits` over the items and over all dimensions.
     - `kl_bits`: KL(q‖p) of the whole message in bits, what ideal channel simulation would pay.
+    - `num_chunks`: the rcc chunks of the message (all steps, progressive).
     - `information_bits`: I(X; X_σ) per item for a Gaussian model (maths §8), else `None`.
     - `noisy`: X_σ as every decoder rebuilds it, shaped like the input.
     """
@@ -45,6 +46,7 @@ class CompressInfo(NamedTuple):
     bits_per_item: float
     bits_per_dim: float
     kl_bits: float
+    num_chunks: int
     information_bits: float | None
     noisy: Array
 
@@ -276,6 +278,7 @@ def compress(
             **rcc_options,
         )
         noisy = gaussian.from_coords(np.asarray(info.sample).reshape(n, dim))
+        chunks = info.num_chunks
     else:
         scale = (
             1.0
@@ -297,6 +300,7 @@ def compress(
             **rcc_options,
         )
         noisy = np.asarray(info.sample).reshape(n, dim)
+        chunks = int(np.sum(info.step_num_chunks))
     data = _container.pack(_container.FileHeader(mode=mode, **fields), stream)
     if not return_info:
         return data
@@ -316,6 +320,7 @@ def compress(
         total / n,
         total / (n * dim),
         info.kl_bits,
+        chunks,
         information,
         noisy,
     )
