@@ -225,3 +225,29 @@ def test_identity_ignores_the_eigendecomposition_of_a_full_gaussian():
     flipped = eqx.tree_at(lambda m: m.eigenvectors, model, -model.eigenvectors)
     assert codec.identity(model) == codec.identity(flipped)
     assert codec.identity(model) != codec.identity(scores.gaussian(np.zeros(2), np.ones(2)))
+
+
+_PORTABLE = """
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+from rdp_jax import codec, scores
+model = scores.gaussian(np.array([1.0, -1.0, 0.5]), np.array([4.0, 1.0, 0.25]))
+_, info = codec.decompress(bytes.fromhex(sys.argv[1]), model, 0.5, return_info=True,
+                           method="exp2", num_steps=4)
+print(np.asarray(info.noisy).tobytes().hex())
+"""
+
+
+def test_a_file_decodes_to_the_same_bits_with_other_cpu_kernels(coded):
+    """X_σ is rebuilt bit for bit in a process with NumPy's SIMD kernels off and XLA at
+    SSE4.2 (tests/portability.py): nothing that steers decoding depends on them."""
+    from portability import cpu_variants, run_python
+
+    model, _, data = coded
+    _, info = codec.decompress(data, model, 0.5, return_info=True, **DECODE)
+    env = {}
+    for changes in cpu_variants().values():
+        env |= changes
+    assert run_python(_PORTABLE, env, data.hex()).strip() == np.asarray(info.noisy).tobytes().hex()
