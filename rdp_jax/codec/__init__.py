@@ -6,14 +6,16 @@ the bytes and the model alone and runs the score-scaled PF-ODE at a ρ chosen th
 reads a file's fields and bit budget without a model.
 """
 
-from rdp_jax.codec._codec import (
+from rdp_jax.codec._compress import (
     MODES as MODES,
     CompressInfo as CompressInfo,
-    DecompressInfo as DecompressInfo,
-    FileInfo as FileInfo,
     compress as compress,
-    decompress as decompress,
-    identity as identity,
-    inspect as inspect,
 )
 from rdp_jax.codec._container import FORMAT_VERSION as FORMAT_VERSION
+from rdp_jax.codec._decompress import (
+    DecompressInfo as DecompressInfo,
+    FileInfo as FileInfo,
+    decompress as decompress,
+    inspect as inspect,
+)
+from rdp_jax.codec._model import identity as identity
