@@ -141,6 +141,14 @@ def test_same_key_same_bytes_and_another_key_other_bytes(coded):
     assert codec.compress(jax.random.key(8), x, model, 1.0, **FAST) != data
     # A raw PRNGKey is the same key.
     assert codec.compress(jax.random.PRNGKey(7), x, model, 1.0, **FAST) == data
+    # A key with both words large round-trips through the header's varint.
+    key = jax.random.fold_in(jax.random.key(7), 3)
+    other = codec.compress(key, x, model, 1.0, **FAST)
+    assert codec.inspect(other).key == tuple(int(w) for w in jax.random.key_data(key))
+    np.testing.assert_array_equal(
+        codec.decompress(other, model, 0.5, **DECODE),
+        codec.decompress(other, model, 0.5, **DECODE),
+    )
 
 
 def test_two_rhos_change_only_the_decoder_output(coded):

@@ -8,7 +8,8 @@ said otherwise):
   bit 3 σ per dimension, bits 4-5 the prior (`PRIORS`);
 - the number of event axes, then the batch size (absent for one item) and the event shape;
 - σ: one float, or one per event dimension;
-- the shared key (two uint32), the model's 16-byte fingerprint;
+- the shared key (its two uint32 words as one varint, w₀·2³² + w₁), the first 8 bytes of the
+  model's fingerprint (a wrong model passes with probability 2⁻⁶⁴);
 - for a stored prior, its standard deviations (float32, one per dimension) or, for a prior the
   caller passed, its mean and variances (the file's dtype);
 - for progressive files, the number of grid steps, the grid, and the first step's prior std;
@@ -23,6 +24,7 @@ import numpy as np
 
 MAGIC = b"RDPc"
 FORMAT_VERSION = 1
+FINGERPRINT_BYTES = 8
 # How the decoder obtains the one-shot prior's standard deviations.
 PRIORS = ("model", "stored", "caller")
 
@@ -100,7 +102,8 @@ def pack(header: FileHeader, stream: bytes) -> bytes:
     out = bytearray(MAGIC + bytes([FORMAT_VERSION, flags]))
     out += _varint(len(header.shape) - 1) + b"".join(_varint(s) for s in shape)
     out += _floats(header.sigma, header.dtype)
-    out += _floats(header.key, "uint32") + header.fingerprint
+    out += _varint(int(header.key[0]) << 32 | int(header.key[1]))
+    out += header.fingerprint[:FINGERPRINT_BYTES]
     if header.prior == "stored":
         out += _floats(header.prior_std, "float32")
     elif header.prior == "caller":
@@ -148,8 +151,11 @@ def unpack(data: bytes) -> tuple[FileHeader, bytes]:
         raise ValueError("decompress: `data` is corrupted (an empty shape).")
     dim = int(np.prod(shape[1:]))
     sigma = reader.floats(dim, dtype) if flags & 8 else reader.floats(1, dtype)[0]
-    key = reader.floats(2, "uint32")
-    fingerprint = reader.take(16)
+    words = reader.varint()
+    if words >> 64:
+        raise ValueError("decompress: `data` is corrupted (the key does not fit 64 bits).")
+    key = np.array([words >> 32, words & 0xFFFFFFFF], np.uint32)
+    fingerprint = reader.take(FINGERPRINT_BYTES)
     prior = PRIORS[(flags >> 4) & 3]
     prior_std = prior_mean = prior_var = grid = first_std = None
     if prior == "stored":

@@ -21,7 +21,8 @@ class FileInfo(NamedTuple):
     - `mode`, `dtype`; `shape`: of the data (no batch axis for one item); `items`, `dims`.
     - `sigma`: a float, or one per dimension; `grid`: the progressive σ grid, or `None`.
     - `prior`: how the one-shot prior is obtained ("model", "stored", "caller").
-    - `fingerprint`: the model's, hex. `key`: the shared key's two words.
+    - `fingerprint`: the first 8 bytes of the model's `codec.identity`, hex.
+    - `key`: the shared key's two words.
     - `total_bits`, `header_bits` (the codec's container), `stream_bits` (the rcc stream,
       its own header included); `bits_per_item`, `bits_per_dim`, `header_fraction`.
     """
@@ -62,10 +63,11 @@ def _check_model(header: _container.FileHeader, model, where: str) -> tuple[int,
             f"{where}: the file holds items of shape {header.shape[1:]} but `model` has event "
             f"shape {event}: wrong model."
         )
-    if identity(model) != header.fingerprint:
+    ours = identity(model)[: _container.FINGERPRINT_BYTES]
+    if ours != header.fingerprint:
         raise ValueError(
             f"{where}: `model` is not the model the file was coded against (fingerprint "
-            f"{identity(model).hex()} != {header.fingerprint.hex()})."
+            f"{ours.hex()} != {header.fingerprint.hex()})."
         )
     return event
 
