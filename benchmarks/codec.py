@@ -95,7 +95,10 @@ def speed(quick: bool) -> None:
     q_std = np.full(n * d, SIGMA, np.float32)
     p_std = np.full(n * d, math.sqrt(1 + SIGMA**2), np.float32)
     compress = _best(lambda: codec.compress(jax.random.key(3), x, model, SIGMA), 2)
-    encode = _best(lambda: rcc.encode(jax.random.key(3), q_mean, q_std, zeros, p_std), 2)
+    k = codec.ONESHOT_CHUNK_BITS  # the codec's one-shot chunk size, for the same search
+    encode = _best(
+        lambda: rcc.encode(jax.random.key(3), q_mean, q_std, zeros, p_std, chunk_bits=k), 2
+    )
     noisy = codec.decompress(data, model, 0.5, return_info=True, **DECODE)[1].noisy
     decompress = _best(lambda: codec.decompress(data, model, 0.5, **DECODE))
     alone = _best(lambda: decode(noisy, SIGMA, 0.5, model, **DECODE))
