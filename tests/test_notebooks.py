@@ -10,9 +10,13 @@ import subprocess
 from pathlib import Path
 
 import jupytext
+import matplotlib.font_manager  # noqa: F401 - see below
 import nbclient
 import nbformat
 import pytest
+
+# Importing the font manager builds matplotlib's font cache once per machine, here in the test
+# process: a kernel doing it would print "Matplotlib is building the font cache" to stderr.
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -75,8 +75,9 @@ def jit(fun: Callable, **jit_kwargs) -> Callable:
 
     **Returns:** the compiled function.
 
-    **Raises:** (when called) `ValueError` with the message of the first failed check of
-    `theory` or `rdp_jax`; any other run-time error as `equinox.filter_jit` raises it.
+    **Raises:** (when called) `ValueError` with the message of the failed argument check
+    (any check made through `check` or `error_if` here, which `rdp_jax` uses too); any other
+    run-time error as `equinox.filter_jit` raises it.
     """
     compiled = eqx.filter_jit(fun, **jit_kwargs)
 
