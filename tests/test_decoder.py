@@ -332,7 +332,8 @@ def test_bad_input_raises_under_jit():
     def run(y, sigma):
         return decode(y, sigma, 0.5, model, num_steps=8)
 
-    # Traced values cannot raise ValueError; `equinox.error_if` raises this at run time instead.
+    # Under equinox.filter_jit a failed check surfaces as its run-time error (`rdp_jax.jit`
+    # turns it back into the eager ValueError: tests/test_errors.py).
     with pytest.raises(eqx.EquinoxRuntimeError, match="`sigma` must be finite and > 0"):
         jax.block_until_ready(run(jnp.ones((2, 2)), -1.0))
     with pytest.raises(eqx.EquinoxRuntimeError, match="`y` must be finite"):
