@@ -11,6 +11,10 @@ The closed-form truth lives in the separate `theory` package; `rdp_jax` holds th
   progressive DiffC coding);
 - `experiments`: the measurements behind `rdp-jax verify` and the benchmarks.
 
+Bad input raises `ValueError` naming the argument. A bad value under `jax.jit` can only be seen
+at run time, where XLA wraps it in a `jax.errors.JaxRuntimeError`; `rdp_jax.jit` (the same as
+`theory.jit`: `equinox.filter_jit` semantics) re-raises it as that `ValueError`.
+
 Each part is imported when first used, so `from rdp_jax import rcc` does not load the decoder's
 ODE solvers or the optimal-transport library.
 """
@@ -29,6 +33,7 @@ _ATTRIBUTES = {
     "VE": "rdp_jax._schedules",
     "VPCosine": "rdp_jax._schedules",
     "VPLinear": "rdp_jax._schedules",
+    "jit": "theory._validate",
 }
 __all__ = [*_SUBMODULES, *_ATTRIBUTES]
 
