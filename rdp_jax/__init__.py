@@ -9,6 +9,8 @@ The closed-form truth lives in the separate `theory` package; `rdp_jax` holds th
 - `metrics`: distortion and perception estimators with standard errors;
 - `rcc`: reverse channel coding of diagonal Gaussians to portable bitstreams (PFR and ORC,
   progressive DiffC coding);
+- `codec`: the compressor, data to a self-contained file and back at any ρ (`compress`,
+  `decompress`, `inspect`);
 - `experiments`: the measurements behind `rdp-jax verify` and the benchmarks.
 
 Bad input raises `ValueError` naming the argument. A bad value under `jax.jit` can only be seen
@@ -23,7 +25,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("experiments", "metrics", "rcc", "scores")
+_SUBMODULES = ("codec", "experiments", "metrics", "rcc", "scores")
 _ATTRIBUTES = {
     "METHODS": "rdp_jax._decoder",
     "DecodeInfo": "rdp_jax._decoder",
