@@ -463,8 +463,14 @@ def test_progressive_rejects_wrong_model_grid_or_stream():
         rcc.progressive_decode(
             key, data, grid, scores.gaussian(prior["prior_mean"], var * 1.01), **prior
         )
-    with pytest.raises(ValueError, match="CRC32"):
+    # The errors name progressive_decode and the arguments the CRC covers, `sigmas` included.
+    with pytest.raises(ValueError, match=r"^progressive_decode: CRC32 mismatch.*`sigmas`"):
         rcc.progressive_decode(key, data, grid * (1 + 1e-9), model, **prior)
+    corrupted = data[:5] + bytes([data[5] ^ 0x40]) + data[6:]
+    with pytest.raises(ValueError, match=r"^progressive_decode: "):
+        rcc.progressive_decode(key, corrupted, grid, model, **prior)
+    with pytest.raises(ValueError, match=r"^progressive_decode: `data` is truncated"):
+        rcc.progressive_decode(key, data[:8], grid, model, **prior)
     with pytest.raises(ValueError, match="steps"):
         rcc.progressive_decode(key, data, grid[:-1], model, **prior)
     with pytest.raises(ValueError, match="one-shot"):

@@ -34,6 +34,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
 from rdp_jax.rcc._candidates import SEGMENT, derive
 from rdp_jax.rcc._index_model import index_bits
+from rdp_jax.rcc._layout import DEFAULT_CANDIDATES
 from rdp_jax.rcc._message import regenerate, simulate
 from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
 from rdp_jax.scores import ScoreSource, fingerprint
@@ -134,6 +135,7 @@ def progressive_encode(
     algorithm, chunk_bits, num_candidates = coding_args(
         algorithm, chunk_bits, num_candidates, where
     )
+    num_candidates = num_candidates or DEFAULT_CANDIDATES  # one N for the whole stream
     words = key_words(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
@@ -220,7 +222,7 @@ def progressive_decode(
     `fingerprint`), and for bad arguments.
     """
     where = "progressive_decode"
-    header, indices = unpack(data)
+    header, indices = unpack(data, where)
     if not header.progressive:
         raise ValueError(f"{where}: `data` is a one-shot stream; use `rdp_jax.rcc.decode`.")
     words = key_words(key, where)
@@ -233,7 +235,8 @@ def progressive_decode(
         )
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], header.dim, header.dtype, where)
     first = (p_mean, p_std)
-    check_crc(data, header, _context(words, *first, grid, model))
+    inputs = "`key`, `sigmas`, `model`, `prior_mean` or `prior_std`"
+    check_crc(data, header, _context(words, *first, grid, model), where, inputs)
     x_n = None
     for step, (segment, chosen) in enumerate(zip(header.segments, indices, strict=True)):
         if step:
