@@ -448,6 +448,15 @@ def test_progressive_round_trip_and_hand_off_to_decode(algorithm):
     np.testing.assert_allclose(info.step_kl_bits[0], kl0, rtol=1e-12)
     chunks = int(info.step_num_chunks.sum())
     _assert_payload_is_ideal(data, len(x), info.payload_bits, info.step_index_bits.sum(), chunks)
+    # Each step's share: what is left of the stream is its shared header and CRC, within the
+    # coder's rounding (as `_assert_payload_is_ideal`), unless some step boosts its counts.
+    from rdp_jax.rcc._bitstream import unpack
+    from rdp_jax.rcc._layout_code import varint_bits
+
+    assert info.step_bits.shape == (len(grid),) and np.all(info.step_bits > info.step_index_bits)
+    if not any(s.extra.any() for s in unpack(data)[0].segments):
+        shared = 32 + sum(varint_bits(v) for v in (len(x), 256, len(grid))) + 32
+        assert -20 <= 8 * len(data) - shared - info.step_bits.sum() <= 9 + 2 * chunks / 128
     # x_t is a valid decoder input at σ_target
     x_hat = rdp_jax.decode(x_t, grid[-1], 0.5, model, num_steps=8)
     assert x_hat.shape == x.shape and np.all(np.isfinite(np.asarray(x_hat)))
@@ -463,8 +472,14 @@ def test_progressive_rejects_wrong_model_grid_or_stream():
         rcc.progressive_decode(
             key, data, grid, scores.gaussian(prior["prior_mean"], var * 1.01), **prior
         )
-    with pytest.raises(ValueError, match="CRC32"):
+    # The errors name progressive_decode and the arguments the CRC covers, `sigmas` included.
+    with pytest.raises(ValueError, match=r"^progressive_decode: CRC32 mismatch.*`sigmas`"):
         rcc.progressive_decode(key, data, grid * (1 + 1e-9), model, **prior)
+    corrupted = data[:5] + bytes([data[5] ^ 0x40]) + data[6:]
+    with pytest.raises(ValueError, match=r"^progressive_decode: "):
+        rcc.progressive_decode(key, corrupted, grid, model, **prior)
+    with pytest.raises(ValueError, match=r"^progressive_decode: `data` is truncated"):
+        rcc.progressive_decode(key, data[:8], grid, model, **prior)
     with pytest.raises(ValueError, match="steps"):
         rcc.progressive_decode(key, data, grid[:-1], model, **prior)
     with pytest.raises(ValueError, match="one-shot"):
@@ -501,3 +516,26 @@ def test_progressive_expected_kl_matches_monte_carlo_and_converges():
     ]
     assert 0 < gaps[2] < gaps[1] < gaps[0]
     assert gaps[2] < 0.3 * gaps[1]  # first-order convergence in the step count
+
+
+def test_progressive_grid_minimises_the_expected_bits():
+    from rdp_jax.rcc._progressive import _expected_step_bits
+
+    v = np.exp(np.random.default_rng(0).normal(size=64))
+
+    def bits(grid):
+        return _expected_step_bits(rcc.progressive_expected_kl_bits(v, grid), 8.0).sum()
+
+    for sigma_target in (0.3, 0.05):
+        grid = rcc.progressive_grid(v, sigma_target, max_steps=48)
+        assert grid[-1] == sigma_target and np.all(np.diff(grid) < 0)
+        for steps in (2, 8, 32, 48):
+            assert bits(grid) <= bits(np.geomspace(20 * np.sqrt(v.max()), sigma_target, steps))
+    for kwargs, name in (
+        ({"variance": np.zeros(3), "sigma_target": 0.3}, "variance"),
+        ({"variance": v, "sigma_target": 0.0}, "sigma_target"),
+        ({"variance": v, "sigma_target": 0.3, "sigma_max": 0.1}, "sigma_max"),
+        ({"variance": v, "sigma_target": 0.3, "max_steps": 0}, "max_steps"),
+    ):
+        with pytest.raises(ValueError, match=f"progressive_grid: `{name}`"):
+            rcc.progressive_grid(**kwargs)

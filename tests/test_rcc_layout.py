@@ -184,6 +184,20 @@ def test_channel_splits_only_risky_chunks():
     assert np.all(less[segment.extra > 0] > limit)
 
 
+def test_a_larger_default_count_keeps_the_risk_reference():
+    # With the per-message default N > 2^18, the layout and its risk reference stay those of
+    # 2^18; a chunk that needed 2^18·2^e searches max(N, 2^18·2^e), i.e. e − log2(N / 2^18).
+    q_mean = np.full(400, math.sqrt(2 * math.log(2)))
+    q_mean[[50, 200, 333]] = (3.3, 3.5, 3.7)  # single dimensions of 7.9, 8.8 and 9.9 bits
+    args = (q_mean, np.ones(400), np.zeros(400), np.ones(400))
+    kl = rcc.gaussian_kl_bits(*args)
+    reference = plan_layout(*args, kl, 8.0, 2**18)
+    assert reference.extra.max() >= 3  # some chunks are boosted beyond 2^20
+    larger = plan_layout(*args, kl, 8.0, 2**20, 2**18)
+    assert np.array_equal(larger.counts, reference.counts)
+    assert np.array_equal(larger.extra, np.maximum(reference.extra - 2, 0))
+
+
 @given(
     d=st.integers(1, 300),
     c=st.integers(1, 300),

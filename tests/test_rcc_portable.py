@@ -18,6 +18,7 @@ from hypothesis import given, strategies as st  # noqa: E402
 from jax.extend.random import threefry_2x32  # noqa: E402
 from portability import (  # noqa: E402
     DECODE_SCRIPT,
+    GOLDEN,
     closure_model,
     cpu_variants,
     decode_golden,
@@ -171,13 +172,37 @@ def test_constriction_codes_with_the_integer_table_itself(freq_of_zero):
 
 
 def test_index_law_is_an_exact_integer_table():
-    for n, algorithm in ((2, "pfr"), (63, "orc"), (2**18, "pfr"), (2**18, "orc")):
-        table = index_law(n, 128, 53, algorithm)
-        assert table.freq.dtype == np.int64 and len(table.freq) == n
+    for n, algorithm in ((2, "pfr"), (63, "orc"), (2**18, "pfr"), (2**18, "orc"), (2**22, "pfr")):
+        law = index_law(n, 128, 53, algorithm)
+        table, widths = law.intervals, np.diff(law.knots)
+        assert law.knots[0] == 0 and law.knots[-1] == n
+        assert np.all(widths & (widths - 1) == 0)  # powers of two: offsets are raw bits
+        assert table.freq.dtype == np.int64 and len(table.freq) == len(widths)
         assert table.freq.min() >= 1 and int(table.freq.sum()) == TOTAL
+        assert np.array_equal(2 ** law.width_bits(np.arange(len(widths))), widths)
     # a law's mass sits near 2^k for k-bit chunks: the median index of an 8-bit law
-    cdf = np.cumsum(index_law(2**18, 128, 53, "pfr").freq) / TOTAL
-    assert 2**5 < np.searchsorted(cdf, 0.5) < 2**10
+    law = index_law(2**18, 128, 53, "pfr")
+    cdf = np.cumsum(law.intervals.freq) / TOTAL
+    assert 2**5 < law.knots[np.searchsorted(cdf, 0.5)] < 2**10
+
+
+def test_index_law_keeps_its_precision_at_the_largest_count():
+    # One frequency per index spent 2^-24 of the mass on each of the N indices: at N = 2^22 a
+    # quarter of it, 0.41 bits on every index (format v5). Coding the offsets in raw bits gives
+    # the law of 2^22 candidates the codelengths of 2^18 ones, up to the mass the larger count
+    # moves beyond 2^18 (1.8 % for an 8-bit chunk: 0.027 bits).
+    indices = np.arange(0, 2**18, 97)
+    small, large = (index_law(n, 128, 53, "pfr") for n in (2**18, 2**22))
+    excess = (large.bits(indices) - small.bits(indices)) / len(indices)
+    assert 0.0 < excess < 0.03
+
+
+def test_streams_of_an_older_format_raise_a_clear_error():
+    # The v5 golden streams, kept for this: every one names its version and what to do.
+    old = json.loads((GOLDEN.parent / "rcc_golden_v5.json").read_text())["cases"]
+    for case in old:
+        with pytest.raises(ValueError, match=r"format version 5 .*reads 6 only.*encode"):
+            decode_golden(case)
 
 
 def test_golden_streams_decode_to_their_samples():

@@ -25,6 +25,7 @@ from theory._framework import (
     rdp_optimal_framework as rdp_optimal_framework,
 )
 from theory._kl import kl_std_deficit as kl_std_deficit
+from theory._rcc import pfr_truncation_deficit as pfr_truncation_deficit
 from theory._scalar import (
     distortion_rate_perception as distortion_rate_perception,
     rate_distortion as rate_distortion,

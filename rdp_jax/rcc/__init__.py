@@ -20,4 +20,5 @@ from rdp_jax.rcc._progressive import (
     progressive_decode as progressive_decode,
     progressive_encode as progressive_encode,
     progressive_expected_kl_bits as progressive_expected_kl_bits,
+    progressive_grid as progressive_grid,
 )

@@ -3,7 +3,7 @@
 A stream carries S ≥ 1 *segments*, each one channel-simulated Gaussian message with its own
 chunk layout and index law: `encode` writes one, the progressive coder one per σ step. Every law
 is an integer table built from header integers (`_tables`), and the candidates follow
-`_candidates`, so a stream decodes to the same bits on every machine. Format version 5
+`_candidates`, so a stream decodes to the same bits on every machine. Format version 6
 (integers are unsigned LEB128 varints unless stated):
 
 ==============  =============================================================================
@@ -22,7 +22,10 @@ per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of
                 (`_layout_code`); then, if flag bit 6 is set, B, the boosted chunk count
 payload         one range-coded block: per segment, the chunks' candidate-count exponents
                 (if B > 0), the C indices, chunk c's under the index law of N·2^(e_c)
-                candidates, then the layout symbols (`_layout_code`). The block is cut to the
+                candidates (each index as its knot interval under the law's integer
+                table, then its offset in the interval's b raw bits, grouped by b:
+                `_index_model.IndexLaw`; v5 coded one frequency per index), then the
+                layout symbols (`_layout_code`). The block is cut to the
                 shortest byte string that still decodes to the same symbols when zero-padded
                 (checked by decoding it), which saves the ~15 bits a sealed range coder
                 spends on its final word.
@@ -41,7 +44,7 @@ from typing import NamedTuple
 import constriction
 import numpy as np
 
-from rdp_jax.rcc._index_model import index_law
+from rdp_jax.rcc._index_model import IndexLaw, index_law, uniform_table
 from rdp_jax.rcc._layout_code import (
     LAYOUTS,
     MAX_CANDIDATES,
@@ -58,7 +61,7 @@ from rdp_jax.rcc._layout_code import (
 from rdp_jax.rcc._tables import Table
 
 MAGIC = b"RJ"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 DTYPES = ("float32", "float64")
 ALGORITHMS = ("pfr", "orc")
 PRNGS = ("threefry2x32",)
@@ -118,7 +121,7 @@ def _boosted(segment: Segment) -> int:
 
 
 def _index_runs(header: Header, segment: Segment):
-    """(first chunk, end chunk, index table) of each run of chunks with one candidate count."""
+    """(first chunk, end chunk, index law) of each run of chunks with one candidate count."""
     starts = np.flatnonzero(np.diff(segment.extra, prepend=-1))
     ends = np.append(starts[1:], len(segment.extra))
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
@@ -140,6 +143,26 @@ def _segment_tables(header: Header, segment: Segment) -> list[Table]:
     return tables
 
 
+def _encode_indices(encoder, law: IndexLaw, indices: np.ndarray) -> None:
+    """The indices' intervals under the law, then their offsets, b raw bits each, grouped by
+    b in increasing order (the decoder learns every b from the intervals)."""
+    interval, offset, width_bits = law.split(indices)
+    encoder.encode(interval.astype(np.int32), law.intervals.model)
+    for b in np.unique(width_bits[width_bits > 0]).tolist():
+        encoder.encode(offset[width_bits == b].astype(np.int32), uniform_table(b).model)
+
+
+def _decode_indices(decoder, law: IndexLaw, count: int) -> np.ndarray:
+    """The inverse of `_encode_indices`."""
+    interval = decoder.decode(law.intervals.model, count).astype(np.int64)
+    width_bits = law.width_bits(interval)
+    indices = law.knots[interval]
+    for b in np.unique(width_bits[width_bits > 0]).tolist():
+        where = width_bits == b
+        indices[where] += decoder.decode(uniform_table(b).model, int(where.sum()))
+    return indices
+
+
 def _decode_block(block: bytes, header: Header) -> list[Segment]:
     """Each segment with its indices' exponents and chunk widths filled in, and the indices,
     from a zero-padded block."""
@@ -155,8 +178,8 @@ def _decode_block(block: bytes, header: Header) -> list[Segment]:
                 extra = decoder.decode(table.model, num_chunks).astype(np.int64)
             segment = segment._replace(extra=extra)
             chosen = np.empty(num_chunks, dtype=np.int64)
-            for start, end, table in _index_runs(header, segment):
-                chosen[start:end] = decoder.decode(table.model, end - start)
+            for start, end, law in _index_runs(header, segment):
+                chosen[start:end] = _decode_indices(decoder, law, end - start)
             counts = decode_layout(decoder, header.dim, segment).astype(np.int64)
             out.append((segment._replace(counts=counts), chosen))
     except Exception as error:  # constriction signals malformed data with its own error types
@@ -241,8 +264,8 @@ def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[byt
         if _boosted(segment):
             table = extra_table(len(segment.counts), _boosted(segment), header.num_candidates)
             encoder.encode(segment.extra.astype(np.int32), table.model)
-        for start, end, table in _index_runs(header, segment):
-            encoder.encode(np.asarray(chosen[start:end], dtype=np.int32), table.model)
+        for start, end, law in _index_runs(header, segment):
+            _encode_indices(encoder, law, chosen[start:end])
         symbols, table = layout_symbols(header.dim, segment)
         if table is not None:
             encoder.encode(symbols, table.model)
@@ -288,7 +311,19 @@ def _read_segments(data: bytes, pos: int, end: int, dim: int, boosts: bool, num_
     return tuple(segments), pos
 
 
-def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
+def unpack(data: bytes, where: str = "decode") -> tuple[Header, list[np.ndarray]]:
+    """`parse` with its errors named after the caller, `where` ("decode" or
+    "progressive_decode")."""
+    try:
+        return parse(data)
+    except ValueError as error:
+        message = str(error)
+        if not message.startswith("decode: ") or where == "decode":
+            raise
+        raise ValueError(f"{where}: {message[len('decode: ') :]}") from None
+
+
+def parse(data: bytes) -> tuple[Header, list[np.ndarray]]:
     """Parses a stream; returns the header (with each segment's chunk widths and exponents) and
     the indices.
 
@@ -308,7 +343,8 @@ def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
     if data[2] != FORMAT_VERSION:
         raise ValueError(
             f"decode: unsupported format version {data[2]} in `data` (this build reads "
-            f"{FORMAT_VERSION})."
+            f"{FORMAT_VERSION} only; streams do not carry over between format versions, so "
+            "decode it with the rdp-jax that wrote it, or encode the message again)."
         )
     flags, end = data[3], len(data) - 4
     if flags >> 7 or flags >> 1 & 0b11 >= len(ALGORITHMS):
@@ -336,11 +372,15 @@ def unpack(data: bytes) -> tuple[Header, list[np.ndarray]]:
     return header._replace(segments=filled), [chosen for _, chosen in decoded]
 
 
-def check_crc(data: bytes, header: Header, context: bytes) -> None:
-    """**Raises:** `ValueError` when the stored CRC does not match `data` and `context`."""
+def check_crc(
+    data: bytes, header: Header, context: bytes, where: str = "decode", inputs: str = ""
+) -> None:
+    """**Raises:** `ValueError` when the stored CRC does not match `data` and `context`, naming
+    the caller `where` and the arguments that seed the CRC (`inputs`; by default `decode`'s)."""
     data = bytes(data)
     if crc(data[:-4], header, context) != data[-4:]:
+        inputs = inputs or "`key`, `p_mean` or `p_std`"
         raise ValueError(
-            "decode: CRC32 mismatch: `data` is corrupted or truncated, or `key`, `p_mean`, "
-            "`p_std` (or the score model) differ from the encoder's."
+            f"{where}: CRC32 mismatch: `data` is corrupted or truncated, or {inputs} differ "
+            "from the encoder's."
         )

@@ -8,7 +8,7 @@ same function (both match the Random123 known-answer vectors, tested), which XLA
 faster kernel than the same operations written out in jax.numpy. Integer arithmetic is exact on
 every platform; the one float step, bits → normal, is done by the decoder in NumPy with IEEE
 basic operations only (`_portable_math`), so a stream decodes to the same bits on any CPU, GPU or
-jax version. With T(k, (a, b)) the cipher's two output words (format version 5):
+jax version. With T(k, (a, b)) the cipher's two output words (format versions 5 and 6):
 
 - segment s of a stream (one per progressive step; 0 for `encode`): key T(root, (s, SEGMENT)).
 - chunk c of a segment with key g: candidate key T(g, (c, CANDIDATES)), time key T(g, (c, TIMES)).

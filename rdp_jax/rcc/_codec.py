@@ -33,7 +33,8 @@ class EncodeInfo(NamedTuple):
       0 for exact PFR.
     - `indices`: the selected candidate index of each chunk, shape `(C,)`.
     - `chunk_candidates`: the candidates each chunk searched, N or N·2^e for the chunks whose
-      truncation risk needed more (see `encode`), shape `(C,)`.
+      truncation risk needed more (see `encode`), shape `(C,)`; N is the stream's, chosen per
+      message by default.
     - `index_bits`: the ideal codelength Σ −log2 P(index) under the index laws; `payload_bits`
       exceeds it by the layout's codelength and the coder's termination (a few bits).
     """
@@ -66,7 +67,7 @@ def encode(
     *,
     algorithm: str = "pfr",
     chunk_bits: float = 8.0,
-    num_candidates: int = 2**18,
+    num_candidates: int | None = None,
     return_info: bool = False,
 ) -> bytes | tuple[bytes, EncodeInfo]:
     """Sends one sample of q = N(μ_q, diag σ_q²) to a decoder that knows only p and the key.
@@ -82,14 +83,19 @@ def encode(
         j^\\star = \\arg\\min_{j < N}\\; \\log T_j - \\log w(z_j), \\qquad w = q/p.
 
     Untruncated, z_{j*} ~ q exactly; with N candidates the sample is close to q when N ≫ 2^k
-    and biased towards p otherwise. The defaults k = 8, N = 2^18 are the cheapest measured
-    configuration that is unbiased by the test of `benchmarks/rcc.py` when all the KL is in
-    the mean (log2 w deficit 0.164 ± 0.046 bits per chunk, KS p = 0.031 at n = 10,000 chunks)
-    and cost 1.361 × KL at 1 bit/dim; k = 6, N = 2^16 is 3x faster, as unbiased
-    (0.142 ± 0.040, p = 0.020) but costs 1.457 × KL. For the seed paper's channel
-    q = N(√ᾱ x, 1−ᾱ) against p = N(0, 1), where w is bounded, the defaults cost 1.364 × KL
-    (deficit 0.011 ± 0.027) and `chunk_bits=10` is still unbiased at 1.328 × KL
-    (0.062 ± 0.029, KS p = 0.075). The indices are range-coded
+    and biased towards p otherwise: for a k-bit mean shift the chosen log2 w falls short of
+    the KL by the deficit of maths §12 (0.196 bits per chunk at k = 8, N = 2^18), which moves
+    the sample's mean projection on Δ by √C·deficit/√(2 KL) standard errors over C chunks.
+    **The default N is therefore chosen per message** (`num_candidates=None`): the smallest
+    power of two from 2^18 to 2^22 that keeps this bias within one standard error for the
+    message's C = ⌈KL/k⌉ chunks: at k = 8, 2^18 below C = 600 (4,800 bits), 2^19 below 1,491,
+    2^20 below 3,987, 2^21 below 11,500 and 2^22 from there (a 10⁵-dim, 1 bit/dim message:
+    0.6 standard errors expected, where 2^18 gave 4.6). The stream records N; a larger N costs
+    search time, not bits (the index law spans [0, N) at full precision). k = 8 costs
+    1.33 × KL at 1 bit/dim; k = 6, N = 2^16 is 3x faster and costs 1.46 × KL. For the seed
+    paper's channel q = N(√ᾱ x, 1−ᾱ) against p = N(0, 1), where w is bounded, the deficit is
+    far smaller
+    (0.011 ± 0.027 bits per chunk at k = 8, N = 2^18). The indices are range-coded
     (constriction) under the PFR index law of `_index_model` (ln T_J = ln S + ln w(z_J), with S
     ~ Exp(1) independent of z_J ~ q), whose parameters go in the header; the layout follows the
     indices in the range-coded block.
@@ -117,7 +123,8 @@ def encode(
       candidates, but T_j are the sorted times of N i.i.d. Exp(1), so the sample is minimal
       random coding's (z_j chosen ∝ w(z_j) among the N) and the index is its time's rank.
     - `chunk_bits`: target KL per chunk k, in bits, > 0.
-    - `num_candidates`: candidates per chunk N, an integer in [2, 2^22].
+    - `num_candidates`: candidates per chunk N, an integer in [2, 2^22], or None (the default,
+      chosen per message as above).
     - `return_info`: also return an `EncodeInfo`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`. The same key and
@@ -152,7 +159,7 @@ def encode(
         algorithm,
     )
     header = Header(
-        jnp.dtype(dtype).name, algorithm, False, dim, num_candidates, (message.segment,)
+        jnp.dtype(dtype).name, algorithm, False, dim, message.num_candidates, (message.segment,)
     )
     data, payload_bytes = pack(header, [message.indices], _context(words, p_mean, p_std))
     if not return_info:
@@ -169,11 +176,11 @@ def encode(
         chunk_kl_bits=message.chunk_kl_bits,
         chunk_log2_weight=message.chunk_log2_weight,
         indices=message.indices,
-        chunk_candidates=num_candidates << segment.extra,
+        chunk_candidates=message.num_candidates << segment.extra,
         index_bits=index_bits(
             message.indices,
             segment.extra,
-            num_candidates,
+            message.num_candidates,
             segment.kl_q,
             segment.sd_q,
             algorithm,

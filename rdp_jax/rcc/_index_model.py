@@ -33,19 +33,20 @@ k = 6–8 (measured in `benchmarks/rcc.py`).
 ln t with `_portable_math`, quantised to integers (2⁻²⁴ in F's integrand, 2⁻²⁸ in the weights
 of L, whose integer sum is then exact), convolved in int64, and read at integer knots j
 (`_knots`) by integer interpolation; the Zipf part is likewise integer at the knots, and the
-mixture is quantised by `table_from_cumulative`. Within a knot interval the law is flat; the
-integer table and the float law it replaces (format v4, where constriction quantised a float
-table) agree to 10⁻⁵ in the CDF.
+mixture is quantised by `table_from_cumulative` into one frequency per knot interval. Within
+an interval, of width 2^b, the law is flat, and an index is sent as its interval and b raw bits
+(`IndexLaw`), so the law keeps its 24-bit precision whatever N is.
 """
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 from jaxtyping import Float
 
 from rdp_jax.rcc import _portable_math
-from rdp_jax.rcc._tables import Table, table_from_cumulative
+from rdp_jax.rcc._tables import Table, table_from_cumulative, table_from_frequencies
 
 # Integer resolutions of the model parameters in the header.
 KL_SCALE = 16  # mean chunk KL, 1/16 bit
@@ -118,12 +119,14 @@ def zipf_exponent(kl_q: int) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _knots(num_candidates: int) -> np.ndarray:
-    """0, 1, …, 63, then steps of ⌊min(j, N − j)/32⌋ (a relative step near 1/32, the grid's), up
-    to N: dense at both ends, since ORC's law piles up below N, where ranks saturate."""
+    """0, 1, …, 63, then steps of the power of two ≤ min(j, N − j)/32 (a relative step between
+    1/64 and 1/32, the grid's), up to N: dense at both ends, since ORC's law piles up below N,
+    where ranks saturate. A power-of-two width 2^b lets an index be coded as its interval and
+    b raw bits (`IndexLaw`)."""
     knots = [0]
     while knots[-1] < num_candidates:
-        step = max(1, min(knots[-1], num_candidates - knots[-1]) >> 5)
-        knots.append(min(num_candidates, knots[-1] + step))
+        room = min(knots[-1], num_candidates - knots[-1]) >> 5
+        knots.append(knots[-1] + (1 << max(room.bit_length() - 1, 0)))
     return np.array(knots, dtype=np.int64)
 
 
@@ -145,9 +148,48 @@ def _log_time_cdf(size: int, mean: float, sd: float) -> np.ndarray:
     return np.convolve(levels, weights)[2 * half : 2 * half + size]
 
 
+class IndexLaw(NamedTuple):
+    """The index law on [0, N), flat within the knot intervals [κ_i, κ_{i+1}) of power-of-two
+    widths 2^{b_i}: an index j is coded as its interval i under the integer table `intervals`
+    (`_tables.Table`), then as its offset j − κ_i in b_i raw bits (`uniform_table`).
+
+    Coding the offsets apart gives the law its full 24-bit precision whatever N is: a table
+    of one frequency per index would spend one unit of 2⁻²⁴ on each, a quarter of the mass at
+    N = 2²² (0.41 bits per index), the cost that used to cap N.
+    """
+
+    knots: np.ndarray
+    intervals: Table
+
+    @property
+    def digest(self) -> int:
+        return self.intervals.digest
+
+    def split(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(interval, offset, b) of each index."""
+        interval = np.searchsorted(self.knots, np.asarray(indices), side="right") - 1
+        return interval, np.asarray(indices) - self.knots[interval], self.width_bits(interval)
+
+    def width_bits(self, interval: np.ndarray) -> np.ndarray:
+        """b of each interval: its width is 2^b."""
+        widths = np.diff(self.knots)[interval].astype(np.float64)
+        return np.frexp(widths)[1].astype(np.int64) - 1
+
+    def bits(self, indices: np.ndarray) -> float:
+        """The ideal codelength Σ −log2 P(j) of `indices`, in bits."""
+        interval, _, b = self.split(indices)
+        return self.intervals.bits(interval) + float(np.sum(b))
+
+
+@functools.lru_cache(maxsize=24)
+def uniform_table(bits: int) -> Table:
+    """The uniform law on [0, 2^bits), bits ≤ 16: every frequency 2^(24 − bits), exactly."""
+    return table_from_frequencies(np.full(1 << bits, 1 << (24 - bits), dtype=np.int64))
+
+
 @functools.lru_cache(maxsize=64)
-def index_law(num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr") -> Table:
-    """The index law on [0, N) as an integer table (`_tables.Table`), the same on every machine.
+def index_law(num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr") -> IndexLaw:
+    """The index law on [0, N) (`IndexLaw`), the same on every machine.
 
     **Arguments:** the candidate count N, the header's integer parameters (the mean chunk KL
     in 1/16 bit and the standard deviation of ln w in 1/16 nat) and the algorithm, "pfr" or
@@ -186,7 +228,8 @@ def index_law(num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr")
         (_ZIPF_PARTS - 1) * m * zipf_total + z * main_total
         for m, z in zip(main, zipf_cumulative, strict=True)
     ]
-    return table_from_cumulative(knots, mixture, _ZIPF_PARTS * main_total * zipf_total)
+    total = _ZIPF_PARTS * main_total * zipf_total
+    return IndexLaw(knots, table_from_cumulative(np.arange(len(knots)), mixture, total))
 
 
 def index_bits(
@@ -198,7 +241,8 @@ def index_bits(
     algorithm: str = "pfr",
 ) -> float:
     """The ideal codelength Σ −log2 P(j) of a segment's indices, chunk c's under the `index_law`
-    of N·2^extra[c] candidates, in bits."""
+    of N·2^extra[c] candidates, in bits (`extra` is all 0 for PFR, whose law spans every count a
+    chunk may search)."""
     return sum(
         index_law(num_candidates << e, kl_q, sd_q, algorithm).bits(indices[extra == e])
         for e in np.unique(extra).tolist()

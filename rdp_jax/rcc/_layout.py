@@ -17,6 +17,11 @@ _LN2 = math.log(2.0)
 # candidates the optimum is λ = e / (2k), inside the grid for 1/4 ≤ k ≤ 64 and 1/2 ≤ e ≤ 64; the
 # bound is a minimum over λ, so a coarse grid only loosens it slightly.
 _LAMBDAS = np.geomspace(1e-2, 1e2, 41)
+# The default candidate count keeps the reference's mean-projection bias within this many
+# standard errors of the whole message (`unbiased_candidates`).
+BIAS_SE = 1.0
+# The risk reference of the default layout: a k-bit mean shift with 2^18 candidates.
+DEFAULT_CANDIDATES = 2**18
 
 
 def gaussian_kl_bits(
@@ -234,3 +239,43 @@ def mean_shift_log_tail(chunk_bits: float, num_candidates: int) -> float:
     exactly: the reference `single_dimension_log_tail` is compared with."""
     kl = chunk_bits * _LN2
     return float(scipy.special.log_ndtr(-(math.log(num_candidates) - kl) / math.sqrt(2.0 * kl)))
+
+
+def mean_shift_deficit(chunk_bits: float, num_candidates: int) -> float:
+    """E[KL − ln w(z_J)] in nats for PFR on a k-bit equal-variance mean shift with N candidates:
+    the truncation bias of the reference chunk (maths §12, where it is derived).
+
+    In x = ln s, with m = KL in nats, v = 2m and c = ln N − x, it is
+    ∫ exp(x − Λ(e^x)) √v φ((c − m)/√v) dx / (1 − e^{−N}) with
+    Λ = e^x Φ((c − m)/√v) + N Φ̄((c + m)/√v), by the trapezoid rule (2¹⁴ nodes over the
+    integrand's span, accurate to ~1e-12 relative for 1 ≤ k ≤ 64 and N ≥ 2^k).
+    """
+    m = chunk_bits * _LN2
+    sd = math.sqrt(2.0 * m)
+    log_n = math.log(num_candidates)
+    x = np.linspace(min(log_n + m - 12.0 * sd, -40.0), log_n + m + 12.0 * sd, 2**14)
+    z = (log_n - x - m) / sd
+    log_cdf = scipy.special.log_ndtr
+    rate = np.exp(np.logaddexp(x + log_cdf(z), log_n + log_cdf(-z - 2.0 * m / sd)))
+    f = np.exp(x - rate - 0.5 * z * z) * sd / math.sqrt(2.0 * math.pi)
+    integral = (x[1] - x[0]) * (f.sum() - 0.5 * (f[0] + f[-1]))
+    return float(integral / -math.expm1(-num_candidates))
+
+
+def unbiased_candidates(total_kl_bits: float, chunk_bits: float) -> int:
+    """The default candidate count: the smallest N = 2^j from `DEFAULT_CANDIDATES` to 2^22 at
+    which a message of C = ⌈KL/k⌉ k-bit mean-shift chunks has its sample's mean projection on Δ
+    biased by at most `BIAS_SE` of its standard errors (2^22 if none is).
+
+    The projection of a chunk's sample on Δ/‖Δ‖ is N(0, 1) under q, shifted by deficit/√(2m)
+    (ln w = ‖Δ‖ u + const, ‖Δ‖ = √(2m)), so C chunks are biased by √C·deficit/√(2m) standard
+    errors: the bias a user's test can see grows like √C, and the tolerance per chunk shrinks.
+    """
+    chunks = max(1, math.ceil(total_kl_bits / chunk_bits - 1e-9))
+    sd = math.sqrt(2.0 * chunk_bits * _LN2)
+    count = DEFAULT_CANDIDATES
+    while (
+        count < 2**22 and math.sqrt(chunks) * mean_shift_deficit(chunk_bits, count) > BIAS_SE * sd
+    ):
+        count *= 2
+    return count

@@ -155,9 +155,14 @@ def layout_bits(dim: int, segment) -> float:
     byte), and the ideal codelength of its symbols (the range coder adds < 1 bit per block)."""
     if len(segment.counts) == 1:
         return 0.0
-    header = sum(max(1, -(-value.bit_length() // 7)) for value in layout_fields(segment))
+    header = sum(varint_bits(value) for value in layout_fields(segment))
     symbols, table = layout_symbols(dim, segment)
-    return 8 * header + (table.bits(symbols) if table is not None else 0.0)
+    return header + (table.bits(symbols) if table is not None else 0.0)
+
+
+def varint_bits(value: int) -> int:
+    """The bits of `value` as an unsigned LEB128 varint (7 bits a byte)."""
+    return 8 * max(1, -(-int(value).bit_length() // 7))
 
 
 def decode_layout(decoder, dim: int, segment) -> np.ndarray:

@@ -18,7 +18,7 @@ from rdp_jax.rcc._candidates import (
     candidate_noise,
     chunk_keys,
 )
-from rdp_jax.rcc._layout import gaussian_kl_bits
+from rdp_jax.rcc._layout import DEFAULT_CANDIDATES, gaussian_kl_bits, unbiased_candidates
 from rdp_jax.rcc._pfr import search_chunks
 from rdp_jax.rcc._plan import plan_layout
 
@@ -39,6 +39,7 @@ class Message(NamedTuple):
     kl_bits: np.ndarray  # per dimension
     chunk_kl_bits: np.ndarray
     chunk_log2_weight: np.ndarray
+    num_candidates: int  # N of the stream header
 
 
 def _pow2(n: int) -> int:
@@ -112,19 +113,25 @@ def simulate(
     p_mean: Array,
     p_std: Array,
     chunk_bits: float,
-    num_candidates: int,
+    num_candidates: int | None,
     algorithm: str,
 ) -> Message:
     """Lays out the chunks (`plan_layout`), runs truncated PFR on every chunk and regenerates the
     chosen sample.
 
     Inputs are validated 1-D arrays of one dtype and the segment's key words; see `encode`.
+    `num_candidates` None is the default: N = `unbiased_candidates` of the message, against the
+    risk reference of `DEFAULT_CANDIDATES` (`plan_layout`).
     """
     as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
     kl = gaussian_kl_bits(*as64)
     if p_mean.dtype == np.float32:
         _warn_unreachable_tail(*as64)
-    segment = plan_layout(*as64, kl, chunk_bits, num_candidates)
+    reference = None
+    if num_candidates is None:
+        reference = DEFAULT_CANDIDATES
+        num_candidates = unbiased_candidates(float(np.sum(kl)), chunk_bits)
+    segment = plan_layout(*as64, kl, chunk_bits, num_candidates, reference)
     counts = segment.counts
     num_chunks = len(counts)
     chunk_of_dim, slot_of_dim = _dim_maps(counts)
@@ -170,4 +177,4 @@ def simulate(
         indices[chunk_ids] = np.asarray(index)[: len(chunk_ids)]
         logw[chunk_ids] = np.asarray(log_weight)[: len(chunk_ids)]
     sample = regenerate(segment_key, counts, indices, p_mean, p_std)
-    return Message(segment, indices, sample, kl, chunk_kl, logw / math.log(2.0))
+    return Message(segment, indices, sample, kl, chunk_kl, logw / math.log(2.0), num_candidates)

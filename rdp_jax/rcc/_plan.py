@@ -139,19 +139,30 @@ def plan_layout(
     kl_bits: np.ndarray,
     chunk_bits: float,
     num_candidates: int,
+    reference_candidates: int | None = None,
 ) -> Segment:
     """The layout of lower estimated payload, KL-balanced cuts or split, as a `Segment` whose
     chunks all carry a safe candidate count.
 
-    **Arguments:** float64 NumPy q and p, the per-dimension KL in bits, k and N.
+    **Arguments:** float64 NumPy q and p, the per-dimension KL in bits, k, the stream's N, and
+    the N_ref of the risk reference, a k-bit mean shift with N_ref candidates (default N). With
+    N > N_ref (the default count of a large message, `_layout.unbiased_candidates`) every chunk
+    searches at least N, and a chunk that needs N_ref·2^e > N is boosted by the difference.
 
     **Raises:** `ValueError` from `candidate_exponents` when some dimension cannot be sampled
     without bias.
     """
     dim = kl_bits.shape[0]
+    reference = reference_candidates or num_candidates
+    shift = (num_candidates // reference).bit_length() - 1
+
+    def exponents(counts):
+        extra = candidate_exponents(bound, counts, limit, kl_bits, chunk_bits, reference)
+        return np.maximum(extra - shift, 0)
+
     var = log_weight_variance(q_mean, q_std, p_mean, p_std)
-    bound = TailBound(q_mean, q_std, p_mean, p_std, num_candidates)
-    limit = mean_shift_log_bound(chunk_bits, num_candidates)
+    bound = TailBound(q_mean, q_std, p_mean, p_std, reference)
+    limit = mean_shift_log_bound(chunk_bits, reference)
     limit += _RISK_SLACK * max(1.0, abs(limit))
     flags = []
 
@@ -161,7 +172,7 @@ def plan_layout(
 
     base = min(dim, max(1, math.ceil(float(np.sum(kl_bits)) / chunk_bits - 1e-9)))
     counts = split_counts(dim, base, too_risky)
-    extra = candidate_exponents(bound, counts, limit, kl_bits, chunk_bits, num_candidates)
+    extra = exponents(counts)
     split_q = split_probability_q(np.array(flags, dtype=bool))
     split, split_bits = _segment(
         "split", split_q, base, counts, kl_bits, var, extra, num_candidates
@@ -172,7 +183,7 @@ def plan_layout(
     if np.abs(width_deviations(cuts)).max(initial=0) > deviation_bound(dim):
         return split
     try:
-        extra = candidate_exponents(bound, cuts, limit, kl_bits, chunk_bits, num_candidates)
+        extra = exponents(cuts)
     except ValueError:  # a cut chunk holds more than one risky dimension; split has none
         return split
     balanced, balanced_bits = _segment(

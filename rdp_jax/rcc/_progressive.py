@@ -34,6 +34,8 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
 from rdp_jax.rcc._candidates import SEGMENT, derive
 from rdp_jax.rcc._index_model import index_bits
+from rdp_jax.rcc._layout import DEFAULT_CANDIDATES
+from rdp_jax.rcc._layout_code import layout_bits, varint_bits
 from rdp_jax.rcc._message import regenerate, simulate
 from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
 from rdp_jax.scores import ScoreSource, fingerprint
@@ -48,6 +50,10 @@ class ProgressiveInfo(NamedTuple):
     - `step_deficit_bits`: Σ over the step's chunks of KL − log2 w of the chosen candidate.
     - `step_num_chunks`: the chunk count of each step.
     - `kl_bits`, `payload_bits`, `header_bits`: totals, as in `EncodeInfo`.
+    - `step_bits`: what each step adds to the stream: its header fields (chunk count, index-law
+      parameters, layout fields), its layout's and its indices' ideal codelengths; the rest of
+      the stream (magic, d, N, S, CRC, the coder's last bits) is shared. Compare it with
+      `step_kl_bits`: a step of a few bits of KL still pays ~30 bits of header.
     """
 
     sample: Float[Array, " d"]
@@ -58,6 +64,22 @@ class ProgressiveInfo(NamedTuple):
     kl_bits: float
     payload_bits: int
     header_bits: int
+    step_bits: np.ndarray
+
+
+def _step_bits(message, dim: int, num_candidates: int, algorithm: str) -> float:
+    """A step's header fields, layout and index codelength (`ProgressiveInfo.step_bits`)."""
+    segment = message.segment
+    fields = sum(varint_bits(v) for v in (len(segment.counts), segment.kl_q, segment.sd_q))
+    layout = layout_bits(dim, segment)
+    return fields + layout + _index_bits(message, num_candidates, algorithm)
+
+
+def _index_bits(message, num_candidates: int, algorithm: str) -> float:
+    segment = message.segment
+    return index_bits(
+        message.indices, segment.extra, num_candidates, segment.kl_q, segment.sd_q, algorithm
+    )
 
 
 @eqx.filter_jit
@@ -134,6 +156,7 @@ def progressive_encode(
     algorithm, chunk_bits, num_candidates = coding_args(
         algorithm, chunk_bits, num_candidates, where
     )
+    num_candidates = num_candidates or DEFAULT_CANDIDATES  # one N for the whole stream
     words = key_words(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
@@ -172,19 +195,7 @@ def progressive_encode(
     return data, ProgressiveInfo(
         sample=x_n,
         step_kl_bits=np.array([m.kl_bits.sum() for m in messages]),
-        step_index_bits=np.array(
-            [
-                index_bits(
-                    m.indices,
-                    m.segment.extra,
-                    num_candidates,
-                    m.segment.kl_q,
-                    m.segment.sd_q,
-                    algorithm,
-                )
-                for m in messages
-            ]
-        ),
+        step_index_bits=np.array([_index_bits(m, num_candidates, algorithm) for m in messages]),
         step_deficit_bits=np.array(
             [np.sum(m.chunk_kl_bits - m.chunk_log2_weight) for m in messages]
         ),
@@ -192,6 +203,9 @@ def progressive_encode(
         kl_bits=float(sum(m.kl_bits.sum() for m in messages)),
         payload_bits=8 * payload_bytes,
         header_bits=8 * (len(data) - payload_bytes),
+        step_bits=np.array(
+            [_step_bits(m, x.shape[0], num_candidates, algorithm) for m in messages]
+        ),
     )
 
 
@@ -220,7 +234,7 @@ def progressive_decode(
     `fingerprint`), and for bad arguments.
     """
     where = "progressive_decode"
-    header, indices = unpack(data)
+    header, indices = unpack(data, where)
     if not header.progressive:
         raise ValueError(f"{where}: `data` is a one-shot stream; use `rdp_jax.rcc.decode`.")
     words = key_words(key, where)
@@ -233,7 +247,8 @@ def progressive_decode(
         )
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], header.dim, header.dtype, where)
     first = (p_mean, p_std)
-    check_crc(data, header, _context(words, *first, grid, model))
+    inputs = "`key`, `sigmas`, `model`, `prior_mean` or `prior_std`"
+    check_crc(data, header, _context(words, *first, grid, model), where, inputs)
     x_n = None
     for step, (segment, chosen) in enumerate(zip(header.segments, indices, strict=True)):
         if step:
@@ -261,3 +276,74 @@ def progressive_expected_kl_bits(
     posterior = np.sum(v[None, :] * s[:-1, None] ** 2 / (v[None, :] + s[:-1, None] ** 2), axis=1)
     steps = (1.0 - r) * posterior / (2.0 * s[1:] ** 2) / math.log(2.0)
     return np.concatenate([[first], steps])
+
+
+# What a step costs beyond its KL, for choosing a grid: its header varints (chunk count, the
+# index law's two parameters, the layout field) and, per chunk, the index overhead of maths §10,
+# ½ log2(2πe(2 KL + π²/6)) − γ/ln 2 bits for a chunk of KL nats (at least 1 bit).
+_STEP_HEADER_BITS = 32.0
+
+
+def _expected_step_bits(step_kl_bits: np.ndarray, chunk_bits: float) -> np.ndarray:
+    chunks = np.maximum(1.0, np.ceil(step_kl_bits / chunk_bits))
+    kl = step_kl_bits / chunks * math.log(2.0)
+    overhead = 0.5 * np.log2(2 * math.pi * math.e * (2 * kl + math.pi**2 / 6))
+    overhead = np.maximum(overhead - np.euler_gamma / math.log(2.0), 1.0)
+    return step_kl_bits + chunks * overhead + _STEP_HEADER_BITS
+
+
+def progressive_grid(
+    variance: Float[ArrayLike, " d"],
+    sigma_target: float,
+    *,
+    sigma_max: float | None = None,
+    max_steps: int = 64,
+    chunk_bits: float = 8.0,
+) -> Float[np.ndarray, " s"]:
+    """The geometric σ grid from `sigma_max` to `sigma_target` whose expected stream is shortest,
+    for data X ~ N(μ, diag v) coded with the exact denoiser (a Gaussian model, or the Gaussian
+    fit of a real one).
+
+    More steps bring the total KL down to I(X; X_σtarget) (the excess falls like 1/S, maths
+    §10), but every step pays a header and at least one chunk's index overhead. The expected
+    bits of a grid are Σ_s E[KL_s] (`progressive_expected_kl_bits`) plus, per step, 32 header
+    bits and C_s = ⌈E[KL_s]/k⌉ chunks of overhead ½ log2(2πe(2 KL_c + π²/6)) − γ/ln 2 bits each
+    (at least 1; KL_c the mean chunk KL in nats); the grid of S = 1, …, `max_steps` steps that
+    minimises it is returned. The stream's fixed ~100 bits (magic, d, N, CRC) are the same for
+    every grid. With the exact denoiser and the exact first prior N(μ, v + σ_1²) one step is
+    often best: it costs I(X; X_σtarget) plus one step's overhead, and more steps only add
+    excess KL and headers (a 64-dim source with v = e^{N(0, 1)}, σ_target = 0.3: 1 step, a
+    stream of 2.56 × I measured, against 4.6 × I expected on 8 steps).
+
+    **Arguments:**
+
+    - `variance`: the data's per-dimension variances v > 0, 1-D.
+    - `sigma_target`: the last σ, > 0.
+    - `sigma_max`: the first σ, > `sigma_target`; default 20 √max v (the first step then
+      costs I(X; X_σ1) ≤ d/800 · log2 e bits).
+    - `max_steps`: the most steps to consider, ≥ 1.
+    - `chunk_bits`: the k that `progressive_encode` will use.
+
+    **Returns:** the grid σ_1 > … > σ_S = `sigma_target`, float64, for `progressive_encode`.
+
+    **Raises:** `ValueError` naming the argument for bad values.
+    """
+    where = "progressive_grid"
+    v = np.asarray(variance, dtype=np.float64)
+    if v.ndim != 1 or v.size < 1 or not np.all(np.isfinite(v) & (v > 0)):
+        raise ValueError(f"{where}: `variance` must be a non-empty 1-D array of finite v > 0.")
+    if not (math.isfinite(sigma_target) and sigma_target > 0):
+        raise ValueError(f"{where}: `sigma_target` must be finite and > 0; got {sigma_target!r}.")
+    top = 20.0 * math.sqrt(float(v.max())) if sigma_max is None else float(sigma_max)
+    if not (math.isfinite(top) and top > sigma_target):
+        raise ValueError(f"{where}: `sigma_max` must be finite and > `sigma_target`; got {top!r}.")
+    if not (isinstance(max_steps, int) and max_steps >= 1):
+        raise ValueError(f"{where}: `max_steps` must be an integer >= 1; got {max_steps!r}.")
+    grids = [np.array([sigma_target])] + [
+        np.geomspace(top, sigma_target, steps) for steps in range(2, max_steps + 1)
+    ]
+    costs = [
+        float(_expected_step_bits(progressive_expected_kl_bits(v, g), chunk_bits).sum())
+        for g in grids
+    ]
+    return grids[int(np.argmin(costs))]

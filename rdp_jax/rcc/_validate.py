@@ -54,12 +54,15 @@ def common_dtype(*args: ArrayLike, where: str):
     return dtype
 
 
-def coding_args(algorithm, chunk_bits, num_candidates, where: str) -> tuple[str, float, int]:
-    """Checks the algorithm, the chunk KL target k > 0 and the count N in [2, MAX_CANDIDATES]."""
+def coding_args(algorithm, chunk_bits, num_candidates, where: str):
+    """Checks the algorithm, the chunk KL target k > 0 and the count N in [2, MAX_CANDIDATES]
+    (or None: the default, chosen per message)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{where}: unknown `algorithm` {algorithm!r}; choose one of {ALGORITHMS}.")
     if not (isinstance(chunk_bits, int | float) and math.isfinite(chunk_bits) and chunk_bits > 0):
         raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}.")
+    if num_candidates is None:
+        return algorithm, float(chunk_bits), None
     if not (isinstance(num_candidates, int | np.integer) and 2 <= num_candidates <= MAX_CANDIDATES):
         raise ValueError(
             f"{where}: `num_candidates` must be an integer in [2, {MAX_CANDIDATES}]; "
