@@ -8,6 +8,7 @@ reads a file's fields and bit budget without a model.
 
 from rdp_jax.codec._compress import (
     MODES as MODES,
+    ONESHOT_CHUNK_BITS as ONESHOT_CHUNK_BITS,
     CompressInfo as CompressInfo,
     compress as compress,
 )
