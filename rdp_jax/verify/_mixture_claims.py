@@ -269,15 +269,9 @@ def _mixture_transport() -> Measurement:
     )
 
 
-@claim(
-    "(g) ρ = 0 decodes Gaussian mixtures to p_X",
-    "maths §7: ρ = 0 is the PF-ODE, which carries p_σ to p_X; 1-D and 2-D 3-component "
-    "mixtures, σ = 1, n = 4000, KS on 1 + 4 projections",
-    group="decoder",
-    evidence="Monte Carlo",
-)
-def _mixture_is_realistic() -> Measurement:
-    pvalues = [p for d in (1, 2) for p in ks_pvalues(d, mixture_decoded(d, 0.0)[0])]
+def _mixture_is_realistic(dims: tuple[int, ...]) -> Measurement:
+    # Adjusted for all KS_TESTS even when `dims` runs fewer: conservative, one threshold.
+    pvalues = [p for d in dims for p in ks_pvalues(d, mixture_decoded(d, 0.0)[0])]
     return Measurement(
         min(1.0, KS_TESTS * min(pvalues)),
         KS_ALPHA,
@@ -288,16 +282,10 @@ def _mixture_is_realistic() -> Measurement:
     )
 
 
-@claim(
-    "(g) the same KS check rejects the moment-matched Gaussian decoder",
-    "the power of claim (g): the Gaussian with p_X's mean and covariance decodes the same y",
-    group="decoder",
-    evidence="Monte Carlo",
-)
-def _moment_matched_is_rejected() -> Measurement:
+def _moment_matched_is_rejected(dims: tuple[int, ...]) -> Measurement:
     adjusted = {
         d: min(1.0, KS_TESTS * min(ks_pvalues(d, mixture_decoded(d, 0.0, "moment-matched")[0])))
-        for d in (1, 2)
+        for d in dims
     }
     return Measurement(
         max(adjusted.values()),
@@ -307,6 +295,37 @@ def _moment_matched_is_rejected() -> Measurement:
         detail="Bonferroni-adjusted min KS p-value of each source, "
         + ", ".join(f"{d}-D {p:.1e}" for d, p in adjusted.items()),
     )
+
+
+# Each dimension compiles its own mixture decoder: the default run keeps the 1-D source.
+_REALISM_SOURCE = "maths §7: ρ = 0 is the PF-ODE, which carries p_σ to p_X; 3-component mixtures"
+_POWER_SOURCE = "the power of claim (g): the Gaussian with p_X's mean and covariance decodes y"
+claim(
+    "(g) ρ = 0 decodes a 1-D Gaussian mixture to p_X",
+    f"{_REALISM_SOURCE}, 1-D, σ = 1, n = 4000, KS",
+    group="decoder",
+    evidence="Monte Carlo",
+)(lambda: _mixture_is_realistic((1,)))
+claim(
+    "(g) the same KS check rejects the moment-matched 1-D Gaussian decoder",
+    f"{_POWER_SOURCE}, 1-D",
+    group="decoder",
+    evidence="Monte Carlo",
+)(lambda: _moment_matched_is_rejected((1,)))
+claim(
+    "(g) ρ = 0 decodes Gaussian mixtures to p_X",
+    f"{_REALISM_SOURCE}, 1-D and 2-D, σ = 1, n = 4000, KS on 1 + 4 projections",
+    group="decoder",
+    evidence="Monte Carlo",
+    full=True,
+)(lambda: _mixture_is_realistic((1, 2)))
+claim(
+    "(g) the same KS check rejects the moment-matched Gaussian decoder",
+    f"{_POWER_SOURCE}, 1-D and 2-D",
+    group="decoder",
+    evidence="Monte Carlo",
+    full=True,
+)(lambda: _moment_matched_is_rejected((1, 2)))
 
 
 @claim(
