@@ -300,32 +300,31 @@ def _moment_matched_is_rejected(dims: tuple[int, ...]) -> Measurement:
 # Each dimension compiles its own mixture decoder: the default run keeps the 1-D source.
 _REALISM_SOURCE = "maths §7: ρ = 0 is the PF-ODE, which carries p_σ to p_X; 3-component mixtures"
 _POWER_SOURCE = "the power of claim (g): the Gaussian with p_X's mean and covariance decodes y"
-claim(
-    "(g) ρ = 0 decodes a 1-D Gaussian mixture to p_X",
-    f"{_REALISM_SOURCE}, 1-D, σ = 1, n = 4000, KS",
-    group="decoder",
-    evidence="Monte Carlo",
-)(lambda: _mixture_is_realistic((1,)))
-claim(
-    "(g) the same KS check rejects the moment-matched 1-D Gaussian decoder",
-    f"{_POWER_SOURCE}, 1-D",
-    group="decoder",
-    evidence="Monte Carlo",
-)(lambda: _moment_matched_is_rejected((1,)))
-claim(
-    "(g) ρ = 0 decodes Gaussian mixtures to p_X",
-    f"{_REALISM_SOURCE}, 1-D and 2-D, σ = 1, n = 4000, KS on 1 + 4 projections",
-    group="decoder",
-    evidence="Monte Carlo",
-    full=True,
-)(lambda: _mixture_is_realistic((1, 2)))
-claim(
-    "(g) the same KS check rejects the moment-matched Gaussian decoder",
-    f"{_POWER_SOURCE}, 1-D and 2-D",
-    group="decoder",
-    evidence="Monte Carlo",
-    full=True,
-)(lambda: _moment_matched_is_rejected((1, 2)))
+for _full, _dims, _realism, _power in (
+    (
+        False,
+        (1,),
+        "(g) ρ = 0 decodes a 1-D Gaussian mixture to p_X",
+        "(g) the same KS check rejects the moment-matched 1-D Gaussian decoder",
+    ),
+    (
+        True,
+        (1, 2),
+        "(g) ρ = 0 decodes Gaussian mixtures to p_X",
+        "(g) the same KS check rejects the moment-matched Gaussian decoder",
+    ),
+):
+    _where = " and ".join(f"{d}-D" for d in _dims)
+    claim(
+        _realism,
+        f"{_REALISM_SOURCE}, {_where}, σ = 1, n = 4000, KS",
+        group="decoder",
+        evidence="Monte Carlo",
+        full=_full,
+    )(functools.partial(_mixture_is_realistic, _dims))
+    claim(
+        _power, f"{_POWER_SOURCE}, {_where}", group="decoder", evidence="Monte Carlo", full=_full
+    )(functools.partial(_moment_matched_is_rejected, _dims))
 
 
 @claim(
