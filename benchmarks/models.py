@@ -96,6 +96,16 @@ def samples(name: str, test: np.ndarray, train: np.ndarray) -> None:
         f"{float(fd.stderr):.4f}; training set to test {float(ref.value):.4f} ± "
         f"{float(ref.stderr):.4f}"
     )
+    if name == "digits":
+        classifier = models.pretrained_classifier("digits")
+        feats = [np.asarray(classifier.features(a), np.float64) for a in (x, flat_test, flat_train)]
+        fd = metrics.w2_gaussian(feats[0], feats[1])
+        ref = metrics.w2_gaussian(feats[2], feats[1])
+        print(
+            f"  classifier-feature Fréchet distance to test: samples {float(fd.value):.4f} ± "
+            f"{float(fd.stderr):.4f}, training set {float(ref.value):.4f} ± "
+            f"{float(ref.stderr):.4f}; ratio {float(fd.value / ref.value):.2f} (target ≤ 2)"
+        )
 
 
 def speed() -> None:

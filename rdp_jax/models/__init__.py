@@ -7,6 +7,12 @@
 - `RECIPES`, `train_recipe`: how the shipped models were trained (`rdp-jax train`).
 """
 
+from rdp_jax.models._classifier import (
+    Classifier as Classifier,
+    pretrained_classifier as pretrained_classifier,
+    save_classifier as save_classifier,
+    train_classifier as train_classifier,
+)
 from rdp_jax.models._edm import EDMDenoiser as EDMDenoiser
 from rdp_jax.models._networks import (
     MLP as MLP,

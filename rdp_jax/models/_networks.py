@@ -22,7 +22,7 @@ class NoiseEmbedding(nnx.Module):
 
     def __init__(self, width: int, *, rngs: nnx.Rngs, num_frequencies: int = 16):
         self.frequencies = nnx.Variable(
-            2 * math.pi * jax.random.normal(rngs.params(), (num_frequencies,))
+            2 * math.pi * jax.random.normal(rngs.params(), (num_frequencies,), jnp.float32)
         )
         self.linear = nnx.Linear(2 * num_frequencies, width, rngs=rngs)
 

@@ -10,6 +10,7 @@ Adding a claim is a decorated function returning a `Measurement`::
 from rdp_jax.verify import (  # noqa: F401 - registration
     _decoder_claims,
     _mixture_claims,
+    _model_claims,
     _rcc_claims,
     _theory_claims,
 )
