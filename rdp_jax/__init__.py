@@ -9,7 +9,13 @@ The closed-form truth lives in the separate `theory` package; `rdp_jax` holds th
 - `metrics`: distortion and perception estimators with standard errors;
 - `rcc`: reverse channel coding of diagonal Gaussians to portable bitstreams (PFR and ORC,
   progressive DiffC coding);
+- `codec`: the compressor, data to a self-contained file and back at any ρ (`compress`,
+  `decompress`, `inspect`);
 - `experiments`: the measurements behind `rdp-jax verify` and the benchmarks.
+
+Bad input raises `ValueError` naming the argument. A bad value under `jax.jit` can only be seen
+at run time, where XLA wraps it in a `jax.errors.JaxRuntimeError`; `rdp_jax.jit` (the same as
+`theory.jit`: `equinox.filter_jit` semantics) re-raises it as that `ValueError`.
 
 Each part is imported when first used, so `from rdp_jax import rcc` does not load the decoder's
 ODE solvers or the optimal-transport library.
@@ -19,7 +25,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("experiments", "metrics", "rcc", "scores")
+_SUBMODULES = ("codec", "experiments", "metrics", "rcc", "scores")
 _ATTRIBUTES = {
     "METHODS": "rdp_jax._decoder",
     "DecodeInfo": "rdp_jax._decoder",
@@ -29,6 +35,7 @@ _ATTRIBUTES = {
     "VE": "rdp_jax._schedules",
     "VPCosine": "rdp_jax._schedules",
     "VPLinear": "rdp_jax._schedules",
+    "jit": "theory._validate",
 }
 __all__ = [*_SUBMODULES, *_ATTRIBUTES]
 

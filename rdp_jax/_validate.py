@@ -2,14 +2,16 @@
 
 Concrete bad input raises `ValueError` at once, naming the argument; traced input (under `jit`,
 `vmap`, `grad`) gets an `equinox.error_if`, which raises at run time instead of letting a NaN
-through. (`theory` keeps its own checks: it knows nothing of `rdp_jax`.)
+through. (`theory` keeps its own checks: it knows nothing of `rdp_jax`.) The run-time errors go
+through `theory`'s `error_if`, so that `rdp_jax.jit` re-raises them as the eager `ValueError`.
 """
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, PyTree
+
+from theory._validate import branched_error_if, error_if
 
 
 def as_float(x: ArrayLike) -> Array:
@@ -46,9 +48,9 @@ def check(x: PyTree, *checks: tuple[Bool[ArrayLike, "..."], str]) -> PyTree:
     if not traced:
         return x
     if len(traced) == 1:
-        return eqx.error_if(x, traced[0][0], traced[0][1])
+        return error_if(x, traced[0][0], traced[0][1])
     flags = jnp.stack([jnp.any(bad) for bad, _ in traced])
-    return eqx.branched_error_if(x, jnp.any(flags), jnp.argmax(flags), [m for _, m in traced])
+    return branched_error_if(x, jnp.any(flags), jnp.argmax(flags), [m for _, m in traced])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 Units are nats; `P` is a budget on W2² unless a name says KL. Every function is pure, broadcasts,
 and works under `jit`, `vmap` and `grad` in float64 and float32. The mathematics, cited as
 "maths §N", is in docs/maths.md.
+
+Bad input raises `ValueError` naming the argument. Under `jit` a bad value is found only at run
+time; compile with `theory.jit` (equinox.filter_jit semantics) to get the same `ValueError`
+there, where `jax.jit` raises a `jax.errors.JaxRuntimeError` that contains the message.
 """
 
 from theory._awgn import (
@@ -27,6 +31,7 @@ from theory._scalar import (
     rdp_kl as rdp_kl,
     rdp_w2 as rdp_w2,
 )
+from theory._validate import jit as jit
 from theory._vector import (
     VectorRDPAllocation as VectorRDPAllocation,
     rdp_w2_vector as rdp_w2_vector,

@@ -12,10 +12,11 @@ from jaxtyping import Array, ArrayLike, Float
 from theory._float import log1p
 from theory._validate import (
     as_float,
+    check_broadcast,
     check_components,
-    check_finite,
     check_nonnegative,
     check_positive_finite,
+    check_rho,
 )
 
 
@@ -23,7 +24,20 @@ def _source_and_noise(variances: ArrayLike, noise_var: ArrayLike, where: str) ->
     variances, noise_var = as_float(variances, noise_var)
     variances = check_components(variances, where)
     noise_var = check_positive_finite(noise_var, "noise_var", where)
+    check_broadcast(where, ("`variances`", variances.shape), ("`noise_var`", noise_var.shape))
     return jnp.broadcast_arrays(variances, noise_var)
+
+
+def _check_batch(where: str, name: str, x: Array, variances: Array) -> None:
+    """A per-point argument (`P`) must broadcast with the batch axes of the source."""
+    check_broadcast(
+        where, ("`variances` (but its last axis)", variances.shape[:-1]), (f"`{name}`", x.shape)
+    )
+
+
+def _check_per_component(where: str, rho: Array, variances: Array) -> None:
+    """ρ is per component: it must broadcast with `variances` (and σ²) whole."""
+    check_broadcast(where, ("`variances`", variances.shape), ("`rho`", rho.shape))
 
 
 def _log_wiener_gain(variances: Array, noise_var: Array) -> Array:
@@ -93,12 +107,14 @@ def dp_awgn(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Float[A
     """
     (P,) = as_float(P)
     P = check_nonnegative(P, "P", "dp_awgn")
-    w2 = jnp.sqrt(mmse_perception_awgn(variances, noise_var))
-    return mmse_awgn(variances, noise_var) + jnp.maximum(w2 - jnp.sqrt(P), 0.0) ** 2
+    v, n = _source_and_noise(variances, noise_var, "dp_awgn")
+    _check_batch("dp_awgn", "P", P, v)
+    w2 = jnp.sqrt(mmse_perception_awgn(v, n))
+    return mmse_awgn(v, n) + jnp.maximum(w2 - jnp.sqrt(P), 0.0) ** 2
 
 
 def score_scaled_gain(
-    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike
+    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike, *, allow_any_rho: bool = False
 ) -> Float[Array, "... n"]:
     """The gain a_i^{(1+ρ)/2} of the score-scaled PF-ODE on a Gaussian source.
 
@@ -108,21 +124,26 @@ def score_scaled_gain(
 
     **Arguments:**
 
-    - `rho`: the score scale, finite, broadcastable to `variances` (per-direction ρ allowed).
+    - `rho`: the score scale in [0, 1], broadcastable to `variances` (per-direction ρ allowed).
     - `variances`, `noise_var`: as `awgn_rate`.
+    - `allow_any_rho`: permit any finite ρ, as `rdp_jax.decode` does (outside [0, 1] both D
+      and P are worse than at the nearer end, maths §7).
 
     **Returns:** the per-component gain, the broadcast shape of the arguments.
 
-    **Raises:** `ValueError` naming `rho`, `variances` or `noise_var`.
+    **Raises:** `ValueError` naming `rho` (not finite, or outside [0, 1] without
+    `allow_any_rho`), `variances` or `noise_var`.
     """
+    where = "score_scaled_gain"
     (rho,) = as_float(rho)
-    rho = check_finite(rho, "rho", "score_scaled_gain")
-    v, n = _source_and_noise(variances, noise_var, "score_scaled_gain")
+    rho = check_rho(rho, where, allow_any_rho)
+    v, n = _source_and_noise(variances, noise_var, where)
+    _check_per_component(where, rho, v)
     return jnp.exp(0.5 * (1 + rho) * _log_wiener_gain(v, n))
 
 
 def score_scaled_dp(
-    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike
+    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike, *, allow_any_rho: bool = False
 ) -> tuple[Float[Array, "..."], Float[Array, "..."]]:
     """(D, P) of the score-scaled PF-ODE's output on a Gaussian source (maths §7).
 
@@ -138,9 +159,11 @@ def score_scaled_dp(
 
     **Returns:** `(D, P)`, each of shape `(...)`.
     """
+    where = "score_scaled_dp"
     (rho,) = as_float(rho)
-    rho = check_finite(rho, "rho", "score_scaled_dp")
-    v, n = _source_and_noise(variances, noise_var, "score_scaled_dp")
+    rho = check_rho(rho, where, allow_any_rho)
+    v, n = _source_and_noise(variances, noise_var, where)
+    _check_per_component(where, rho, v)
     log_a = _log_wiener_gain(v, n)
     gain = jnp.exp(0.5 * (1 + rho) * log_a)
     D = jnp.sum(jnp.expm1(0.5 * (1 + rho) * log_a) ** 2 * v + gain**2 * n, axis=-1)
@@ -173,9 +196,14 @@ def geodesic_rho(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Fl
     (P,) = as_float(P)
     P = check_nonnegative(P, "P", "geodesic_rho")
     v, n = _source_and_noise(variances, noise_var, "geodesic_rho")
+    _check_batch("geodesic_rho", "P", P, v)
     w2 = jnp.sqrt(mmse_perception_awgn(v, n))
     mmse_weight = jnp.minimum(jnp.sqrt(P) / w2, 1.0)[..., None]  # 1 - α
     log_a = _log_wiener_gain(v, n)
     # The argument lies in (-1, 0], where jnp.log1p can be 240 ulps off (see theory._float).
     rho = 2 * log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a
-    return jnp.where(mmse_weight == 1, 1.0, rho)  # exactly MMSE once P does not bind
+    # ρ_i ∈ [0, 1] exactly, but the quotient can round just above 1, which `decode` and
+    # `score_scaled_dp` would reject.
+    return jnp.where(
+        mmse_weight == 1, 1.0, jnp.clip(rho, 0.0, 1.0)
+    )  # exactly MMSE once P does not bind

@@ -11,8 +11,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from theory._awgn import awgn_rate, score_scaled_dp
+from theory._awgn import _source_and_noise, awgn_rate, score_scaled_dp
 from theory._float import log1p
+from theory._validate import as_float, check_rho
 from theory._vector import rdp_w2_vector
 
 
@@ -46,7 +47,9 @@ class FrameworkParameters(NamedTuple):
     rate: Array
 
 
-def framework_gap(rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> FrameworkGap:
+def framework_gap(
+    rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike, *, allow_any_rho: bool = False
+) -> FrameworkGap:
     """The rate the framework pays above R(D, P) at its own operating point.
 
     **Arguments:**
@@ -54,13 +57,19 @@ def framework_gap(rho: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) ->
     - `rho`: the decoder's score scale, broadcastable to `variances`.
     - `variances`: s_i², shape `(..., n)`.
     - `noise_var`: σ², a scalar for the paper's isotropic channel or per component.
+    - `allow_any_rho`: permit ρ outside [0, 1], as `score_scaled_dp`.
 
     **Returns:** a `FrameworkGap`. Example (maths §8): s² = (4, 0.25), σ² = 1, ρ = 1 costs
     0.916 nats where R(D, P) = 0.854.
 
-    **Raises:** `ValueError` as `score_scaled_dp`.
+    **Raises:** `ValueError` naming `rho`, `variances` or `noise_var`, as `score_scaled_dp`.
     """
-    D, P = score_scaled_dp(rho, variances, noise_var)
+    # Checked here, once and named for this function: the parts below would each check them
+    # again, and under jit independent checks fire in no fixed order.
+    (rho,) = as_float(rho)
+    rho = check_rho(rho, "framework_gap", allow_any_rho)
+    variances, noise_var = _source_and_noise(variances, noise_var, "framework_gap")
+    D, P = score_scaled_dp(rho, variances, noise_var, allow_any_rho=True)
     rate = awgn_rate(variances, noise_var)
     optimal = rdp_w2_vector(D, P, variances)
     return FrameworkGap(rate, D, P, optimal, rate - optimal)

@@ -11,7 +11,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from theory._kl import kl_std_deficit
-from theory._validate import as_float, check_components, check_nonnegative, check_positive_finite
+from theory._validate import (
+    as_float,
+    check_broadcast,
+    check_components,
+    check_nonnegative,
+    check_positive_finite,
+)
 
 
 def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
@@ -38,6 +44,9 @@ def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
     D, variances = as_float(D, variances)
     D = check_nonnegative(D, "D", where)
     variances = check_components(variances, where)
+    check_broadcast(
+        where, ("`D`", D.shape), ("`variances` (but its last axis)", variances.shape[:-1])
+    )
     v = jnp.sort(variances, axis=-1)
     n = v.shape[-1]
     # Σ of the k smallest variances, k = 0..n-1, as an exclusive prefix sum: cumsum(v) - v would
@@ -116,6 +125,7 @@ def rdp_w2(D: ArrayLike, P: ArrayLike, var: ArrayLike) -> Float[Array, "..."]:
     """
     where = "rdp_w2"
     D, P, var = as_float(D, P, var)
+    check_broadcast(where, ("`D`", D.shape), ("`P`", P.shape), ("`var`", var.shape))
     D = check_nonnegative(D, "D", where)
     P = check_nonnegative(P, "P", where)
     var = check_positive_finite(var, "var", where)
@@ -143,6 +153,7 @@ def rdp_kl(D: ArrayLike, P: ArrayLike, var: ArrayLike, direction: str) -> Float[
     if direction not in ("forward", "reverse"):
         raise ValueError(f"{where}: `direction` must be 'forward' or 'reverse', got {direction!r}.")
     D, P, var = as_float(D, P, var)
+    check_broadcast(where, ("`D`", D.shape), ("`P`", P.shape), ("`var`", var.shape))
     D = check_nonnegative(D, "D", where)
     P = check_nonnegative(P, "P", where)
     var = check_positive_finite(var, "var", where)
@@ -170,6 +181,7 @@ def distortion_rate_perception(R: ArrayLike, P: ArrayLike, var: ArrayLike) -> Fl
     """
     where = "distortion_rate_perception"
     R, P, var = as_float(R, P, var)
+    check_broadcast(where, ("`R`", R.shape), ("`P`", P.shape), ("`var`", var.shape))
     R = check_nonnegative(R, "R", where)
     P = check_nonnegative(P, "P", where)
     var = check_positive_finite(var, "var", where)

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from theory._validate import as_float, check_components, check_nonnegative
+from theory._validate import as_float, check_broadcast, check_components, check_nonnegative
 
 # Newton converges quadratically except near the triple root at a = 1, ω = 1 (a component
 # exactly at the water level), where it is linear with ratio 2/3; 40 steps leave < 3e-15 nats
@@ -196,6 +196,12 @@ def rdp_w2_vector(
     D = check_nonnegative(D, "D", where)
     P = check_nonnegative(P, "P", where)
     variances = check_components(variances, where)
+    check_broadcast(
+        where,
+        ("`D`", D.shape),
+        ("`P`", P.shape),
+        ("`variances` (but its last axis)", variances.shape[:-1]),
+    )
     R, r, s_hat, D_i, P_i, R_i, lam, mu, _ = _solve_broadcast(D, P, variances)
     if not return_allocation:
         return R

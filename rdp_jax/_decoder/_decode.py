@@ -12,6 +12,7 @@ from rdp_jax._decoder._baselines import reverse_sde_sample
 from rdp_jax._decoder._diffrax import diffrax_decode
 from rdp_jax._decoder._exponential import MAX_ORDER, exponential_decode
 from rdp_jax.scores import ScoreSource
+from theory._validate import error_if
 
 EXPONENTIAL = {f"exp{k}": k for k in range(1, MAX_ORDER + 1)}
 METHODS = ("tsit5", "heun", "euler", *EXPONENTIAL)
@@ -23,7 +24,9 @@ _SIGMA_MIN = {"tsit5": 1e-5, "heun": 2e-3, "euler": 2e-3, **dict.fromkeys(EXPONE
 class DecodeInfo(NamedTuple):
     """What `decode(..., return_info=True)` reports besides x̂.
 
-    - `nfe`: denoiser/score evaluations spent on each sample, shape `(batch,)` (or `()`).
+    - `nfe`: denoiser/score evaluations spent on each sample. A scalar for the fixed-budget
+      methods, where every sample costs the same; for the adaptive `tsit5` one count per
+      sample, shape `(batch,)` (or `()` for one observation), since each takes its own steps.
     - `method`: the integrator used.
     """
 
@@ -68,10 +71,10 @@ def _validate(batch, sigma, kappa, where, allow_any_rho) -> tuple[Array, Array, 
     lo, hi = (-jnp.inf, jnp.inf) if allow_any_rho else (1.0, 2.0)
     flags = _invalid(batch, sigma, kappa, lo, hi)
     if isinstance(flags, jax.core.Tracer):
-        batch = eqx.error_if(batch, flags[0], messages[0])
-        sigma = eqx.error_if(sigma, flags[1], messages[1])
-        kappa = eqx.error_if(kappa, flags[2], messages[2])
-        return batch, sigma, eqx.error_if(kappa, flags[3], messages[3])
+        batch = error_if(batch, flags[0], messages[0])
+        sigma = error_if(sigma, flags[1], messages[1])
+        kappa = error_if(kappa, flags[2], messages[2])
+        return batch, sigma, error_if(kappa, flags[3], messages[3])
     for flag, message in zip(np.asarray(flags), messages, strict=True):
         if flag:
             raise ValueError(message)
@@ -112,8 +115,24 @@ def _resolve_method(method: str | None, num_steps: int | None, where: str) -> tu
     return method, int(num_steps)
 
 
+def _check_model_dtype(model: ScoreSource, y: Array, sigma: Array, where: str) -> None:
+    """At trace time: the model must denoise `y` in `y`'s own dtype.
+
+    A float32 `y` through a float64 model would promote inside the solver's loop, whose carry
+    then changes dtype (a `TypeError` deep in `lax.scan` or diffrax). Rejected up front, in
+    every method and baseline alike, rather than cast silently either way.
+    """
+    out = jax.eval_shape(model.denoise, y[0], sigma.reshape(-1)[0])
+    if out.dtype != y.dtype:
+        raise ValueError(
+            f"{where}: `y` is {y.dtype} but `model` denoises it in {out.dtype}; give both the "
+            f"same dtype (cast `y`, or build the model from {y.dtype} parameters)."
+        )
+
+
 @eqx.filter_jit
 def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule):
+    _check_model_dtype(model, y, sigma, "decode")
     if method in EXPONENTIAL:
         # The whole batch at once: the step coefficients depend on σ only, not on the sample.
         x_hat = exponential_decode(
@@ -125,7 +144,7 @@ def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, at
             order=EXPONENTIAL[method],
             sigma_min=sigma_min,
         )
-        return x_hat, jnp.full(y.shape[:1], num_steps)
+        return x_hat, jnp.asarray(num_steps)
 
     def one(y_i, sigma_i):
         return diffrax_decode(
@@ -142,7 +161,9 @@ def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, at
             schedule=schedule,
         )
 
-    return jax.vmap(one)(y, sigma)
+    x_hat, nfe = jax.vmap(one)(y, sigma)
+    # A fixed grid costs every sample the same; only tsit5's adaptive steps differ by sample.
+    return x_hat, nfe if method == "tsit5" else nfe[0]
 
 
 def decode(
@@ -226,12 +247,14 @@ def decode(
         model, batch, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule
     )
     if single:
-        x_hat, nfe = x_hat[0], nfe[0]
+        x_hat = x_hat[0]
+        nfe = nfe[0] if method == "tsit5" else nfe
     return (x_hat, DecodeInfo(nfe, method)) if return_info else x_hat
 
 
 @eqx.filter_jit
 def _tweedie_batch(model, y, sigma):
+    _check_model_dtype(model, y, sigma, "tweedie_denoise")
     return jax.vmap(model.denoise)(y, jnp.broadcast_to(sigma, y.shape[:1]))
 
 
@@ -257,6 +280,8 @@ def tweedie_denoise(
 
 @eqx.filter_jit
 def _posterior_batch(model, keys, y, sigma, num_steps, sigma_min):
+    _check_model_dtype(model, y, sigma, "posterior_sample")
+
     def one(key, y_i, sigma_i):
         return reverse_sde_sample(
             model, key, y_i, sigma_i, num_steps=num_steps, sigma_min=sigma_min

@@ -7,11 +7,12 @@ input and through `equinox.error_if` at run time under `jit`, never a silent NaN
 import operator
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
+
+from theory._validate import error_if
 
 
 class Estimate(NamedTuple):
@@ -81,7 +82,7 @@ def as_samples(x: ArrayLike, name: str, where: str, dtype: jnp.dtype) -> Array:
     shape = (x.shape[0], -1)
     if isinstance(x, jax.core.Tracer):
         x = x.astype(dtype).reshape(shape)
-        return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), message)
+        return error_if(x, ~jnp.all(jnp.isfinite(x)), message)
     if isinstance(x, np.ndarray):
         x = np.asarray(x, dtype=dtype).reshape(shape)
         finite = bool(np.isfinite(x).all())

@@ -8,6 +8,7 @@ Adding a claim is a decorated function returning a `Measurement`::
 """
 
 from rdp_jax.verify import (  # noqa: F401 - registration
+    _codec_claims,
     _decoder_claims,
     _mixture_claims,
     _model_claims,

@@ -37,12 +37,14 @@ def _random_covariance(key, d):
 )
 def _rho_one_is_mmse() -> Measurement:
     model = gaussian(jnp.array([0.5, -1.0, 0.0, 2.0]), _random_covariance(jax.random.key(0), 4))
-    x = model.sample(jax.random.key(1), 200)
+    # Both maps are affine in y, so d + 1 = 5 samples in general position pin them down; a
+    # batch of 5 also shares the decoder compiled for claim (b)'s probes.
+    x = model.sample(jax.random.key(1), 5)
     sigma = 0.7
     y = x + sigma * jax.random.normal(jax.random.key(2), x.shape)
     error = jnp.max(jnp.abs(decode(y, sigma, 1.0, model) - tweedie_denoise(y, sigma, model)))
     return Measurement(
-        float(error), 0.0, _SOLVER_TOL, detail="max |x̂ - E[X|Y]| over 200 samples, tsit5"
+        float(error), 0.0, _SOLVER_TOL, detail="max |x̂ - E[X|Y]| over 5 samples, tsit5"
     )
 
 
@@ -68,16 +70,10 @@ def _z_scores(points, D_true, P_true) -> list[float]:
     return z
 
 
-@claim(
-    "(c) empirical (D, P) lie on the DP curve",
-    "Wang, Bi & Zhang 2026, Prop. 2 (scalar and isotropic Gaussians, n = 20000, exp4)",
-    group="decoder",
-    evidence="Monte Carlo",
-)
-def _empirical_on_curve() -> Measurement:
+def _empirical_on_curve(sources) -> Measurement:
     rhos = (0.0, 0.25, 0.5, 0.75, 1.0)
     z, worst_gap = [], 0.0
-    for d, var, sigma in ((1, 1.0, 0.8), (8, 2.0, 1.0)):
+    for d, var, sigma in sources:
         model = gaussian(jnp.zeros(d), var)
         points = empirical_dp(
             jax.random.key(d),
@@ -106,6 +102,22 @@ def _empirical_on_curve() -> Measurement:
         detail=f"max |z| of D̂ (mse) and P̂ (debiased Fréchet) against the curve point, "
         f"{len(z)} comparisons; curve offset {worst_gap:.1e}",
     )
+
+
+# Each source compiles its own decoder; the default run keeps the isotropic one.
+claim(
+    "(c) empirical (D, P) lie on the DP curve",
+    "Wang, Bi & Zhang 2026, Prop. 2 (isotropic Gaussian, d = 8, n = 20000, exp4)",
+    group="decoder",
+    evidence="Monte Carlo",
+)(lambda: _empirical_on_curve([(8, 2.0, 1.0)]))
+claim(
+    "(c) empirical (D, P) lie on the DP curve, scalar and isotropic",
+    "Wang, Bi & Zhang 2026, Prop. 2 (scalar and isotropic Gaussians, n = 20000, exp4)",
+    group="decoder",
+    evidence="Monte Carlo",
+    full=True,
+)(lambda: _empirical_on_curve([(1, 1.0, 0.8), (8, 2.0, 1.0)]))
 
 
 _ANISOTROPIC = jnp.array([4.0, 1.0, 0.05])

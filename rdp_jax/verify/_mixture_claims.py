@@ -46,6 +46,7 @@ _REFERENCE_N = 500
     "Freirich et al. 2021 bound D* + (W2(p_X,p_X*) - √P)₊², 2-D, 3 components, σ = 0.5",
     group="decoder",
     evidence="Monte Carlo",
+    full=True,
 )
 def _mixture_gap() -> Measurement:
     model = gaussian_mixture(*_MIXTURES[2])
@@ -249,6 +250,7 @@ def monotone_transport(y: np.ndarray) -> np.ndarray:
     "3 components, σ = 1",
     group="decoder",
     evidence="analytic",
+    full=True,
 )
 def _mixture_transport() -> Measurement:
     y = mixture_observations(1)[1][:_REFERENCE_N, 0]
@@ -313,6 +315,7 @@ def _moment_matched_is_rejected() -> Measurement:
     "1-D, 3 components, σ = 1",
     group="decoder",
     evidence="brute force",
+    full=True,
 )
 def _mixture_rho_one() -> Measurement:
     y = mixture_observations(1)[1][:_REFERENCE_N, 0]

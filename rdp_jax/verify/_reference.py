@@ -17,8 +17,14 @@ _FEASIBILITY = 1e-11
 
 
 def _kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """KL(N(0, a²) ‖ N(0, b²)) in nats."""
-    return np.log(b / a) + a**2 / (2 * b**2) - 0.5
+    """KL(N(0, a²) ‖ N(0, b²)) in nats; +∞ where b² underflows to 0.
+
+    The optimiser's bounds let ŝ reach 0 (floored at 1e-300 by `perception_kl`, whose square
+    underflows), where the forward KL is +∞ and the constraint simply infeasible: the division
+    by zero is the intended value, not an accident to warn about.
+    """
+    with np.errstate(divide="ignore"):
+        return np.log(b / a) + a**2 / (2 * b**2) - 0.5
 
 
 def _unless_unbounded(P: float, slack: Callable[[np.ndarray], float]) -> Callable:

@@ -1,5 +1,6 @@
 """The theory's own cross-checks: closed forms against brute force and against each other."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,16 +28,39 @@ _DP_OPTIMISER_TOL = 1e-12
 # mpmath). On this grid (R ≤ 4 nats, condition sums ≤ 1) that is at most 1.8e-14.
 _ROUNDOFF_TOL = 2e-14
 
+# Each brute-force claim runs on a quick grid by default and on the whole grid under --full. The
+# quick grid keeps every branch of the closed form: P = 0 (the kink of √P), a binding P, P = ∞
+# (Shannon), and D below and above the zero-rate boundary.
 _SCALAR_GRID = [
     (D, P, var)
     for var in (0.3, 4.0)
     for D in (0.1, 0.5, 0.9, 1.5)
     for P in (0.0, 0.01, 0.05, 0.3, np.inf)
 ]
+_SCALAR_QUICK = [(D, P, var) for var in (0.3, 4.0) for D in (0.1, 1.5) for P in (0.0, 0.05, np.inf)]
 _VECTORS = [
     np.array(v)
     for v in ([4.0, 1.0, 0.25, 0.04], [2.0, 0.5], [1.0, 1.0, 0.1], [9.0, 3.0, 1.0, 0.3, 0.1])
 ]
+_VECTOR_GRID = [
+    (v, D, P)
+    for v in _VECTORS
+    for D in (0.1 * v.sum(), 0.3 * v.sum())
+    for P in (0.0, 0.02 * v.sum(), 0.1 * v.sum(), np.inf)
+]
+# One dimension only: each new n compiles the KKT solve again.
+_VECTOR_QUICK = [
+    (_VECTORS[0], D * _VECTORS[0].sum(), P * _VECTORS[0].sum())
+    for D, P in ((0.1, 0.0), (0.1, 0.02), (0.3, 0.1))
+]
+
+
+def _tiered(name: str, source: str, measure, quick: list, whole: list) -> None:
+    """Registers `measure(quick)` in the default run and `measure(whole)` under --full."""
+    claim(name, source, group="theory", evidence="brute force")(lambda: measure(quick))
+    claim(f"{name}, whole grid", source, group="theory", evidence="brute force", full=True)(
+        lambda: measure(whole)
+    )
 
 
 def _worst(errors: list[float], points: list) -> tuple[float, str]:
@@ -44,9 +68,9 @@ def _worst(errors: list[float], points: list) -> tuple[float, str]:
     return float(errors[i]), f"{len(points)} points, worst at {points[i]}"
 
 
-def _scalar_against_bruteforce(closed_form, slack) -> Measurement:
+def _scalar_against_bruteforce(closed_form, slack, grid) -> Measurement:
     errors, points = [], []
-    for D, P, var in _SCALAR_GRID:
+    for D, P, var in grid:
         D_abs = D * var
         s = np.sqrt(np.array([var]))
         brute = rdp_bruteforce(D_abs, s**2, slack(P, s), starts=4, seed=0)
@@ -56,53 +80,54 @@ def _scalar_against_bruteforce(closed_form, slack) -> Measurement:
     return Measurement(worst, 0.0, _OPTIMISER_TOL, detail=f"max |closed - brute|; {where}")
 
 
-@claim(
+_tiered(
     "rdp_w2 = brute force",
     "Zhang et al. 2021, Gaussian RDP closed form (maths §3)",
-    group="theory",
-    evidence="brute force",
+    lambda grid: _scalar_against_bruteforce(theory.rdp_w2, perception_w2, grid),
+    _SCALAR_QUICK,
+    _SCALAR_GRID,
 )
-def _rdp_w2_bruteforce() -> Measurement:
-    return _scalar_against_bruteforce(theory.rdp_w2, perception_w2)
 
 
 def _rdp_kl_bruteforce(direction: str):
-    def measure() -> Measurement:
+    def measure(grid) -> Measurement:
         return _scalar_against_bruteforce(
             lambda D, P, v: theory.rdp_kl(D, P, v, direction),
             lambda P, s: perception_kl(P, s, direction),
+            grid,
         )
 
     return measure
 
 
 for _direction in ("forward", "reverse"):
-    claim(
+    _tiered(
         f"rdp_kl {_direction} = brute force",
         "Serra et al. 2024, Gaussian RDP with KL (maths §4)",
-        group="theory",
-        evidence="brute force",
-    )(_rdp_kl_bruteforce(_direction))
+        _rdp_kl_bruteforce(_direction),
+        _SCALAR_QUICK,
+        _SCALAR_GRID,
+    )
 
 
-@claim(
-    "rdp_w2_vector (KKT) = multi-start optimiser",
-    "Qian et al. 2025, vector Gaussian RDP, KKT solution (maths §5)",
-    group="theory",
-    evidence="brute force",
-)
-def _vector_kkt_bruteforce() -> Measurement:
+def _vector_kkt_bruteforce(grid) -> Measurement:
     errors, points = [], []
-    for v in _VECTORS:
-        total = float(v.sum())
-        for D in (0.1 * total, 0.3 * total):
-            for P in (0.0, 0.02 * total, 0.1 * total, np.inf):
-                kkt = float(theory.rdp_w2_vector(D, P, v))
-                brute = rdp_bruteforce(D, v, perception_w2(P, np.sqrt(v)), starts=4, seed=1)
-                errors.append(abs(kkt - brute))
-                points.append((len(v), round(D, 4), P))
+    for v, D, P in grid:
+        kkt = float(theory.rdp_w2_vector(D, P, v))
+        brute = rdp_bruteforce(D, v, perception_w2(P, np.sqrt(v)), starts=4, seed=1)
+        errors.append(abs(kkt - brute))
+        points.append((len(v), round(float(D), 4), P))
     worst, where = _worst(errors, points)
     return Measurement(worst, 0.0, _OPTIMISER_TOL, detail=f"max |KKT - best of 4 starts|; {where}")
+
+
+_tiered(
+    "rdp_w2_vector (KKT) = multi-start optimiser",
+    "Qian et al. 2025, vector Gaussian RDP, KKT solution (maths §5)",
+    _vector_kkt_bruteforce,
+    _VECTOR_QUICK,
+    _VECTOR_GRID,
+)
 
 
 @claim(
@@ -115,30 +140,42 @@ def _inverse_round_trip() -> Measurement:
     R = jnp.linspace(0.05, 4.0, 40)[:, None, None]
     P = jnp.array([0.0, 0.01, 0.1, 0.5, jnp.inf])[None, :, None]
     var = jnp.array([0.3, 1.0, 5.0])[None, None, :]
-    error = jnp.abs(theory.rdp_w2(theory.distortion_rate_perception(R, P, var), P, var) - R)
+    # One compiled program rather than some sixty eager ops, each compiled on first use.
+    error = jax.jit(
+        lambda R, P, var: jnp.abs(
+            theory.rdp_w2(theory.distortion_rate_perception(R, P, var), P, var) - R
+        )
+    )(R, P, var)
     return Measurement(
         float(error.max()), 0.0, _ROUNDOFF_TOL, detail=f"max |error| over {error.size} (R, P, var)"
     )
 
 
-@claim(
-    "dp_awgn = optimised linear estimators",
-    "Freirich et al. 2021, DP tradeoff under AWGN (maths §6)",
-    group="theory",
-    evidence="brute force",
-)
-def _dp_awgn_bruteforce() -> Measurement:
+def _dp_awgn_bruteforce(grid) -> Measurement:
+    """`grid`: (variances, noise_var, P as a fraction of W2²(p_X, p_X*)) triples."""
     errors, points = [], []
-    for v in ([1.0], [4.0, 1.0, 0.05], [2.0, 0.3]):
+    for v, noise_var, fraction in grid:
         v = np.array(v)
-        for noise_var in (0.1, 0.5, 2.0):
-            w2sq = float(theory.mmse_perception_awgn(v, noise_var))
-            for P in (0.0, 0.25 * w2sq, 0.7 * w2sq, 2 * w2sq):
-                brute = dp_linear_bruteforce(P, v, noise_var, starts=4, seed=2)
-                errors.append(abs(float(theory.dp_awgn(P, v, noise_var)) - brute))
-                points.append((len(v), noise_var, round(P, 5)))
+        P = fraction * float(theory.mmse_perception_awgn(v, noise_var))
+        brute = dp_linear_bruteforce(P, v, noise_var, starts=4, seed=2)
+        errors.append(abs(float(theory.dp_awgn(P, v, noise_var)) - brute))
+        points.append((len(v), noise_var, round(P, 5)))
     worst, where = _worst(errors, points)
     return Measurement(worst, 0.0, _DP_OPTIMISER_TOL, detail=f"max |closed - brute| MSE; {where}")
+
+
+_tiered(
+    "dp_awgn = optimised linear estimators",
+    "Freirich et al. 2021, DP tradeoff under AWGN (maths §6)",
+    _dp_awgn_bruteforce,
+    [([4.0, 1.0, 0.05], 0.5, fraction) for fraction in (0.0, 0.25, 2.0)],
+    [
+        (v, noise_var, fraction)
+        for v in ([1.0], [4.0, 1.0, 0.05], [2.0, 0.3])
+        for noise_var in (0.1, 0.5, 2.0)
+        for fraction in (0.0, 0.25, 0.7, 2.0)
+    ],
+)
 
 
 def _decoder_against_dp_bruteforce(cases) -> tuple[float, float, str]:
@@ -155,23 +192,7 @@ def _decoder_against_dp_bruteforce(cases) -> tuple[float, float, str]:
     return worst, max(code_errors), where
 
 
-@claim(
-    "score-scaled endpoints on the DP curve",
-    "Wang, Bi & Zhang 2026, Lemma 1 and Prop. 2: gain a^{(1+ρ)/2} at ρ ∈ {0, 1}, and every "
-    "ρ ∈ [0, 1] for a scalar source (maths §6-§7)",
-    group="theory",
-    evidence="brute force",
-)
-def _score_scaled_endpoints() -> Measurement:
-    anisotropic = np.array([4.0, 1.0, 0.05])
-    cases = [
-        (np.full(3, rho), anisotropic, noise) for rho in (0.0, 1.0) for noise in (0.05, 0.5, 5.0)
-    ]
-    cases += [
-        (np.array([rho]), np.array([2.0]), noise)
-        for rho in (0.0, 0.25, 0.5, 0.75, 1.0)
-        for noise in (0.1, 1.0, 10.0)
-    ]
+def _score_scaled_endpoints(cases) -> Measurement:
     worst, code, where = _decoder_against_dp_bruteforce(cases)
     return Measurement(
         max(worst, code),
@@ -180,6 +201,23 @@ def _score_scaled_endpoints() -> Measurement:
         detail=f"max |D - brute-force D(P)| at the gain's (D, P); {where}; "
         f"theory.score_scaled_dp within {code:.1e} of the gain written out",
     )
+
+
+_ANISOTROPIC = np.array([4.0, 1.0, 0.05])
+_tiered(
+    "score-scaled endpoints on the DP curve",
+    "Wang, Bi & Zhang 2026, Lemma 1 and Prop. 2: gain a^{(1+ρ)/2} at ρ ∈ {0, 1}, and every "
+    "ρ ∈ [0, 1] for a scalar source (maths §6-§7)",
+    _score_scaled_endpoints,
+    [(np.full(3, rho), _ANISOTROPIC, 0.5) for rho in (0.0, 1.0)]
+    + [(np.array([0.5]), np.array([2.0]), 1.0)],
+    [(np.full(3, rho), _ANISOTROPIC, noise) for rho in (0.0, 1.0) for noise in (0.05, 0.5, 5.0)]
+    + [
+        (np.array([rho]), np.array([2.0]), noise)
+        for rho in (0.0, 0.25, 0.5, 0.75, 1.0)
+        for noise in (0.1, 1.0, 10.0)
+    ],
+)
 
 
 @claim(
@@ -234,23 +272,16 @@ def _rdp_brute(D: float, P: float, v: np.ndarray, starts: int) -> float:
     return rdp_bruteforce(D, v, perception_w2(P, np.sqrt(v)), starts=starts, seed=6)
 
 
-@claim(
-    "scalar framework attains R(D,P)",
-    "Wang, Bi & Zhang 2026, Thm. 4: I(X;Y) = R(D, P) at the decoder's (D, P) (maths §8)",
-    group="theory",
-    evidence="brute force",
-)
-def _scalar_framework_tight() -> Measurement:
+def _scalar_framework_tight(grid) -> Measurement:
     v = np.array([2.0])
     theorem, code, points = [], [], []
-    for noise in (0.1, 1.0, 10.0):
-        for rho in np.linspace(0.0, 1.0, 6):
-            D, P = linear_decoder(score_scaled_gain(rho, v, noise), v, noise)
-            rate, brute = awgn_rate(v, noise), _rdp_brute(D, P, v, starts=4)
-            theorem.append(abs(rate - brute))
-            out = theory.framework_gap(rho, jnp.asarray(v), noise)
-            code.append(max(abs(float(out.rate) - rate), abs(float(out.optimal_rate) - brute)))
-            points.append((noise, round(float(rho), 2)))
+    for noise, rho in grid:
+        D, P = linear_decoder(score_scaled_gain(rho, v, noise), v, noise)
+        rate, brute = awgn_rate(v, noise), _rdp_brute(D, P, v, starts=4)
+        theorem.append(abs(rate - brute))
+        out = theory.framework_gap(rho, jnp.asarray(v), noise)
+        code.append(max(abs(float(out.rate) - rate), abs(float(out.optimal_rate) - brute)))
+        points.append((noise, round(float(rho), 2)))
     worst, where = _worst(theorem, points)
     return Measurement(
         max(worst, max(code)),
@@ -259,6 +290,15 @@ def _scalar_framework_tight() -> Measurement:
         detail=f"max |I(X;Y) - brute-force R(D,P)|, gains written out; {where}; "
         f"theory.framework_gap within {max(code):.1e} of both",
     )
+
+
+_tiered(
+    "scalar framework attains R(D,P)",
+    "Wang, Bi & Zhang 2026, Thm. 4: I(X;Y) = R(D, P) at the decoder's (D, P) (maths §8)",
+    _scalar_framework_tight,
+    [(noise, rho) for noise in (0.1, 10.0) for rho in (0.0, 0.6, 1.0)],
+    [(noise, rho) for noise in (0.1, 1.0, 10.0) for rho in np.linspace(0.0, 1.0, 6)],
+)
 
 
 @claim(

@@ -1,0 +1,99 @@
+"""The Gaussian a file's one-shot prior is built from, and the coordinates it codes in."""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from rdp_jax import scores
+
+
+class GaussianView(NamedTuple):
+    """N(μ, U diag(λ) Uᵀ) as NumPy arrays; the codec codes z = Uᵀ(x − μ), whose components are
+    independent with variances λ (U = I when `eigenvectors` is None).
+
+    `exact` is whether λ is fixed bit for bit by the model's definition (a diagonal Gaussian's
+    fields), so that every decoder recomputes the prior's standard deviations identically;
+    otherwise (an eigendecomposition, a fit) the file stores them.
+    """
+
+    mean: np.ndarray
+    variances: np.ndarray
+    eigenvectors: np.ndarray | None
+    exact: bool
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[0]
+
+    def to_coords(self, x: np.ndarray) -> np.ndarray:
+        """z = Uᵀ(x − μ) for a batch `(n, d)`, in the dtype of `x`."""
+        z = x - self.mean.astype(x.dtype)
+        return z if self.eigenvectors is None else z @ self.eigenvectors.astype(x.dtype)
+
+    def from_coords(self, z: np.ndarray) -> np.ndarray:
+        """x = μ + U z for a batch `(n, d)`, in the dtype of `z`."""
+        if self.eigenvectors is not None:
+            z = z @ self.eigenvectors.T.astype(z.dtype)
+        return self.mean.astype(z.dtype) + z
+
+    def information_bits(self, sigma: np.ndarray) -> float:
+        """I(X; X_σ) = ½ Σ log2(1 + λ_i/σ_i²) in bits for one item (maths §8)."""
+        return float(0.5 * np.sum(np.log2(1.0 + self.variances / np.asarray(sigma) ** 2)))
+
+
+def view(source: scores.Gaussian) -> GaussianView:
+    """The `GaussianView` of a `scores.Gaussian` (diagonal, full, or `gaussian_full`)."""
+    vectors = source.eigenvectors
+    return GaussianView(
+        np.asarray(source.mean),
+        np.asarray(source.eigenvalues),
+        None if vectors is None else np.asarray(vectors),
+        vectors is None,
+    )
+
+
+def fitted(model, where: str) -> GaussianView | None:
+    """The Gaussian of the data the model stands for: the model itself when it is a Gaussian,
+    else what its `gaussian_fit()` returns, else `None`."""
+    if isinstance(model, scores.Gaussian):
+        return view(model)
+    fit = getattr(model, "gaussian_fit", None)
+    if fit is None:
+        return None
+    source = fit()
+    if not isinstance(source, scores.Gaussian):
+        raise ValueError(
+            f"{where}: `model.gaussian_fit()` must return a `scores.Gaussian`, got "
+            f"{type(source).__name__}."
+        )
+    return view(source)._replace(exact=False)
+
+
+def caller_prior(prior, dim: int, dtype: str, where: str) -> GaussianView:
+    """A diagonal `scores.Gaussian` the caller passed, cast to the file's dtype (it is stored)."""
+    if not isinstance(prior, scores.Gaussian) or prior.eigenvectors is not None:
+        raise ValueError(
+            f"{where}: `prior` must be a diagonal `scores.Gaussian` (it is stored in the file, "
+            f"one mean and variance per dimension); got {type(prior).__name__}"
+            + (" with a full covariance." if isinstance(prior, scores.Gaussian) else ".")
+        )
+    if prior.dim != dim:
+        raise ValueError(f"{where}: `prior` has dimension {prior.dim}; the items have {dim}.")
+    return GaussianView(
+        np.asarray(prior.mean, dtype), np.asarray(prior.eigenvalues, dtype), None, True
+    )
+
+
+def prior_std(variances: np.ndarray, sigma: np.ndarray, dtype: str) -> np.ndarray:
+    """√(λ + σ²), the std of the noisy marginal, from IEEE basic operations only (portable)."""
+    var = np.asarray(variances, np.float64) + np.asarray(sigma, np.float64) ** 2
+    return np.sqrt(var).astype(dtype)
+
+
+def whitened(view_: GaussianView, sigma: np.ndarray, dtype: str) -> scores.Gaussian:
+    """The diagonal source of z/σ: N(0, λ/σ²), observed at unit noise (the VE ODE is
+    scale-equivariant, so decoding z/σ at σ = 1 and scaling back decodes z at σ, per
+    component; maths §7)."""
+    var = np.asarray(view_.variances, np.float64) / np.asarray(sigma, np.float64) ** 2
+    return scores.gaussian(jnp.zeros(view_.dim, dtype), jnp.asarray(var, dtype))

@@ -1,0 +1,184 @@
+"""`rdp-jax compress | decompress | inspect | sweep` in a temporary directory, and model SPECs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rdp_jax import cli, codec, scores
+from rdp_jax._commands import _model_spec
+
+SPEC = "gaussian:4,1,0.25"
+FAST = ["--method", "exp2", "--num-steps", "8"]
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("codec")
+    x = np.random.default_rng(0).normal(size=(6, 3)) * np.array([2.0, 1.0, 0.5])
+    np.save(root / "x.npy", x)
+    argv = ["compress", root / "x.npy", root / "x.rdp", "--model", SPEC, "--sigma", "1"]
+    status = cli.main([str(a) for a in argv])
+    assert status == 0
+    return root, x
+
+
+def test_compress_inspect_decompress_round_trip(files, capsys):
+    root, _ = files
+    data = (root / "x.rdp").read_bytes()
+    model = _model_spec.parse(SPEC)
+    status, out, _ = run(capsys, "inspect", root / "x.rdp", "--json")
+    assert status == 0
+    meta = json.loads(out)
+    assert meta["shape"] == [6, 3] and meta["total_bits"] == 8 * len(data)
+    for rho in ("0", "1", "0,0.5,1"):
+        status, out, _ = run(
+            capsys,
+            "decompress",
+            root / "x.rdp",
+            root / "r.npy",
+            "--model",
+            SPEC,
+            "--rho",
+            rho,
+            *FAST,
+        )
+        assert status == 0, out
+        rho_value = np.array([float(r) for r in rho.split(",")])
+        expected = codec.decompress(data, model, rho_value, method="exp2", num_steps=8)
+        np.testing.assert_array_equal(np.load(root / "r.npy"), expected)
+    status, out, _ = run(capsys, "inspect", root / "x.rdp")
+    assert status == 0 and "bits_per_dim" in out
+
+
+def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
+    np.save(tmp_path / "one.npy", np.array([1.0, -0.5, 0.2]))
+    status, out, _ = run(
+        capsys,
+        "compress",
+        tmp_path / "one.npy",
+        tmp_path / "one.rdp",
+        "--model",
+        SPEC,
+        "--sigma",
+        "0.5,1,2",
+    )
+    assert status == 0
+    info = codec.inspect((tmp_path / "one.rdp").read_bytes())
+    assert info.shape == (3,) and info.sigma == (0.5, 1.0, 2.0)
+    assert "bits/item" in out and "I(X; X_σ)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            [
+                "decompress",
+                "{root}/x.rdp",
+                "{root}/r.npy",
+                "--model",
+                "gaussian:4,1,0.3",
+                "--rho",
+                "1",
+            ],
+            "not the model the file was coded against",
+        ),
+        (
+            ["decompress", "{root}/x.npy", "{root}/r.npy", "--model", SPEC, "--rho", "1"],
+            "not an rdp-jax codec file",
+        ),
+        (
+            ["decompress", "{root}/x.rdp", "{root}/r.npy", "--model", SPEC, "--rho", "2"],
+            "`rho` must lie in [0, 1]",
+        ),
+        (
+            ["compress", "{root}/x.npy", "{root}/y.rdp", "--model", "gaussian:1,1", "--sigma", "1"],
+            "`x` must be one item of shape (2,)",
+        ),
+        (
+            ["compress", "{root}/x.npy", "{root}/y.rdp", "--model", SPEC, "--sigma", "a"],
+            "--sigma 'a': not a number",
+        ),
+        (
+            ["compress", "{root}/nothing.npy", "{root}/y.rdp", "--model", SPEC, "--sigma", "1"],
+            "No such file",
+        ),
+        (["inspect", "{root}/x.npy"], "not an rdp-jax codec file"),
+        (
+            [
+                "compress",
+                "{root}/x.npy",
+                "{root}/y.rdp",
+                "--model",
+                "pretrained:none",
+                "--sigma",
+                "1",
+            ],
+            "pretrained",
+        ),
+        (["sweep", "--model", "gaussian:1", "--items", "3"], "`num_items` must be a multiple"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):
+    root, _ = files
+    status, _, err = run(capsys, *(a.format(root=root) for a in argv))
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rdp-jax ") and message in lines[0], err
+
+
+def test_sweep_writes_csv_and_json(tmp_path, capsys):
+    for name in ("r.csv", "r.json"):
+        status, out, _ = run(
+            capsys,
+            "sweep",
+            "--model",
+            "gaussian:1",
+            "--sigmas",
+            "1",
+            "--rhos",
+            "0,1",
+            "--items",
+            "8",
+            "--blocks",
+            "2",
+            "--out",
+            tmp_path / name,
+            *FAST,
+        )
+        assert status == 0 and "bits/dim" in out
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["rho"] for r in rows] == [0.0, 1.0]
+    assert (tmp_path / "r.csv").read_text().splitlines()[0].startswith("noise,sigma,rho")
+
+
+def test_model_specs(tmp_path):
+    diag = _model_spec.parse("gaussian:4, 1,0.25")
+    np.testing.assert_array_equal(diag.eigenvalues, [4.0, 1.0, 0.25])
+    iso = _model_spec.parse("gaussian:dim=5,var=2,mean=1")
+    assert iso.event_shape == (5,) and float(iso.mean[0]) == 1.0
+    np.save(tmp_path / "v.npy", np.array([1.0, 2.0]))
+    np.save(tmp_path / "c.npy", np.array([[2.0, 0.5], [0.5, 1.0]]))
+    assert _model_spec.parse(f"gaussian:{tmp_path}/v.npy").eigenvectors is None
+    full = _model_spec.parse(f"gaussian:{tmp_path}/c.npy")
+    assert isinstance(full, scores.FullGaussian)
+    np.testing.assert_array_equal(full.cov, [[2.0, 0.5], [0.5, 1.0]])
+    for spec, match in (
+        ("gaussian:", "give variances"),
+        ("gaussian:dim=0,var=1", "dim must be a positive integer"),
+        ("gaussian:dim=2,size=1", "unknown fields"),
+        ("gaussian:var=1", "dim=D is required"),
+        ("gaussian:1,x", "'x' is not a number"),
+        ("gaussian:-1", "`var` must be finite and > 0"),
+        ("laplace:1", "unknown kind 'laplace'"),
+        ("pretrained:", "name the model"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            _model_spec.parse(spec)
