@@ -3,8 +3,11 @@
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx, serialization
 from jaxtyping import Array, ArrayLike, Float
@@ -18,13 +21,42 @@ VERSION = 1
 PRETRAINED = ("gmm2d", "digits", "patches")
 
 
+class FunctionalDenoiser(eqx.Module):
+    """An NNX module split into its static graph and its arrays: a plain pytree callable.
+
+    `fn(x, t)` merges them back and calls the module. Held this way, the weights are ordinary
+    pytree leaves (hashed by `scores.fingerprint` as arrays), and transformations that close
+    over the model (`jax.eval_shape` of a bound method inside `jit`) see no NNX graph state.
+    """
+
+    graphdef: Any = eqx.field(static=True)
+    treedef: Any = eqx.field(static=True)
+    leaves: list
+
+    @classmethod
+    def of(cls, module: nnx.Module) -> "FunctionalDenoiser":
+        graphdef, state = nnx.split(module)
+        leaves, treedef = jax.tree.flatten(state)
+        return cls(graphdef, treedef, leaves)
+
+    @property
+    def module(self) -> EDMDenoiser:
+        """The NNX module, merged back."""
+        return nnx.merge(self.graphdef, jax.tree.unflatten(self.treedef, self.leaves))
+
+    def __call__(self, x, t):
+        return self.module(x, t)
+
+
 def score_source(denoiser: EDMDenoiser) -> ModelScore:
     """An `EDMDenoiser` as a `ScoreSource`: `from_model` of an x₀ model in VE time (t = σ)."""
     if not isinstance(denoiser, EDMDenoiser):
         raise ValueError(
             f"score_source: `denoiser` must be an EDMDenoiser, got {type(denoiser).__name__}."
         )
-    return from_model(denoiser, parametrization="x0", event_shape=denoiser.event_shape)
+    return from_model(
+        FunctionalDenoiser.of(denoiser), parametrization="x0", event_shape=denoiser.event_shape
+    )
 
 
 class Pretrained(ScoreSource):
@@ -51,7 +83,7 @@ class Pretrained(ScoreSource):
     @property
     def denoiser(self) -> EDMDenoiser:
         """The wrapped `EDMDenoiser`."""
-        return self.source.model
+        return self.source.model.module
 
     def denoise(self, x: Float[ArrayLike, "*event"], sigma: Float[ArrayLike, ""]) -> Array:
         """E[X | X_σ = x] as the network estimates it (see `ModelScore.denoise`)."""
@@ -134,7 +166,10 @@ def _from_bytes(blob: bytes, where: str, name: str) -> Pretrained:
             f"this rdp-jax reads {VERSION}."
         )
     state = record["state"]
-    template = EDMDenoiser(make_network(record["network"]), state["mean"], state["std"])
+    # Shapes only: initialising the weights that are about to be replaced is wasted work.
+    template = nnx.eval_shape(
+        lambda: EDMDenoiser(make_network(record["network"]), state["mean"], state["std"])
+    )
     graphdef, expected = nnx.split(template)
     try:
         nnx.replace_by_pure_dict(expected, _like(nnx.to_pure_dict(expected), state))
@@ -155,9 +190,9 @@ def _like(template, stored):
     if isinstance(template, dict):
         return {k: _like(v, stored[str(k)]) for k, v in template.items()}
     array = np.asarray(stored)
-    if array.shape != np.shape(template):
-        raise ValueError(f"shape {array.shape}, expected {np.shape(template)}")
-    return array.astype(np.asarray(template).dtype)
+    if array.shape != tuple(template.shape):
+        raise ValueError(f"shape {array.shape}, expected {tuple(template.shape)}")
+    return jnp.asarray(array, template.dtype)
 
 
 @functools.cache
