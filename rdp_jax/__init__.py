@@ -9,6 +9,9 @@ The closed-form truth lives in the separate `theory` package; `rdp_jax` holds th
 - `metrics`: distortion and perception estimators with standard errors;
 - `rcc`: reverse channel coding of diagonal Gaussians to portable bitstreams (PFR and ORC,
   progressive DiffC coding);
+- `datasets`: offline data (a 2-D mixture, 8×8 digits, grey photograph patches);
+- `models`: flax NNX denoisers with EDM preconditioning, their training, and shipped weights
+  (`models.pretrained`);
 - `codec`: the compressor, data to a self-contained file and back at any ρ (`compress`,
   `decompress`, `inspect`);
 - `experiments`: the measurements behind `rdp-jax verify` and the benchmarks.
@@ -25,7 +28,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("codec", "experiments", "metrics", "rcc", "scores")
+_SUBMODULES = ("codec", "datasets", "experiments", "metrics", "models", "rcc", "scores")
 _ATTRIBUTES = {
     "METHODS": "rdp_jax._decoder",
     "DecodeInfo": "rdp_jax._decoder",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import rdp_jax
 
 # The modules of `rdp_jax._commands`, in the order `--help` lists their verbs.
-_COMMANDS = ("verify", "codec")
+_COMMANDS = ("verify", "codec", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from rdp_jax.verify import (  # noqa: F401 - registration
     _codec_claims,
     _decoder_claims,
     _mixture_claims,
+    _model_claims,
     _rcc_bias_claims,
     _rcc_claims,
     _theory_claims,

@@ -1,0 +1,225 @@
+"""Weights files (one flax-msgpack file per model), the shipped models, and their score sources."""
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx, serialization
+from jaxtyping import Array, ArrayLike, Float
+
+from rdp_jax.models._edm import EDMDenoiser
+from rdp_jax.models._networks import make_network
+from rdp_jax.scores import Gaussian, ModelScore, ScoreSource, from_model, gaussian
+
+FORMAT = "rdp-jax model"
+VERSION = 1
+PRETRAINED = ("gmm2d", "digits", "patches")
+
+
+class FunctionalDenoiser(eqx.Module):
+    """An NNX module split into its static graph and its arrays: a plain pytree callable.
+
+    `fn(x, t)` merges them back and calls the module. Held this way, the weights are ordinary
+    pytree leaves (hashed by `scores.fingerprint` as arrays), and transformations that close
+    over the model (`jax.eval_shape` of a bound method inside `jit`) see no NNX graph state.
+    """
+
+    graphdef: Any = eqx.field(static=True)
+    treedef: Any = eqx.field(static=True)
+    leaves: list
+
+    @classmethod
+    def of(cls, module: nnx.Module) -> "FunctionalDenoiser":
+        graphdef, state = nnx.split(module)
+        leaves, treedef = jax.tree.flatten(state)
+        return cls(graphdef, treedef, leaves)
+
+    @property
+    def module(self) -> EDMDenoiser:
+        """The NNX module, merged back."""
+        return nnx.merge(self.graphdef, jax.tree.unflatten(self.treedef, self.leaves))
+
+    def __call__(self, x, t):
+        return self.module(x, t)
+
+
+def score_source(denoiser: EDMDenoiser) -> ModelScore:
+    """An `EDMDenoiser` as a `ScoreSource`: `from_model` of an x₀ model in VE time (t = σ)."""
+    if not isinstance(denoiser, EDMDenoiser):
+        raise ValueError(
+            f"score_source: `denoiser` must be an EDMDenoiser, got {type(denoiser).__name__}."
+        )
+    return from_model(
+        FunctionalDenoiser.of(denoiser), parametrization="x0", event_shape=denoiser.event_shape
+    )
+
+
+class Pretrained(ScoreSource):
+    """A trained denoiser as a score source, with the moments of the data it was trained on.
+
+    `denoise` and `score` are those of `source` (`from_model` around the `EDMDenoiser`), so
+    `decode`, `rcc.progressive_*` and the codec take it as any other source; `gaussian_fit`
+    gives the Gaussian with the training data's mean and covariance.
+
+    **Fields:** `source` (the `ModelScore`), `data_mean` (d,) and `data_cov` (d, d) (float64,
+    over the flattened event), `name` (the model's name).
+    """
+
+    source: ModelScore
+    data_mean: Float[Array, " d"]
+    data_cov: Float[Array, "d d"]
+    name: str = eqx.field(static=True)
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """The shape of one sample."""
+        return self.source.event_shape
+
+    @property
+    def denoiser(self) -> EDMDenoiser:
+        """The wrapped `EDMDenoiser`."""
+        return self.source.model.module
+
+    def denoise(self, x: Float[ArrayLike, "*event"], sigma: Float[ArrayLike, ""]) -> Array:
+        """E[X | X_σ = x] as the network estimates it (see `ModelScore.denoise`)."""
+        return self.source.denoise(x, sigma)
+
+    def score(self, x: Float[ArrayLike, "*event"], sigma: Float[ArrayLike, ""]) -> Array:
+        """∇ log p_σ(x) as the network estimates it (see `ModelScore.score`)."""
+        return self.source.score(x, sigma)
+
+    def gaussian_fit(self) -> Gaussian:
+        """`scores.gaussian(mean, cov)` of the training data, on the flattened event (d,).
+
+        The Gaussian theory's model of these data: its Tweedie denoiser is the Wiener-filter
+        baseline of `benchmarks/models.py`, and a prior for one-shot coding.
+        """
+        return gaussian(self.data_mean, self.data_cov)
+
+
+# Added to the covariance's diagonal, relative to its mean variance: digits' border pixels never
+# vary, so the sample covariance is singular; this makes it positive definite (and its Wiener
+# filter still returns a constant pixel's value to within 1e-6 of its variance scale).
+COV_RIDGE = 1e-6
+
+
+def data_moments(data: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (d,) and covariance (d, d) of samples flattened to d = prod(event), float64.
+
+    The covariance is the unbiased sample covariance plus `COV_RIDGE` × its mean variance on
+    the diagonal, so that it is positive definite even where a dimension never varies.
+    """
+    flat = np.asarray(data, np.float64).reshape(len(data), -1)
+    cov = np.atleast_2d(np.cov(flat, rowvar=False))
+    cov += COV_RIDGE * np.trace(cov) / len(cov) * np.eye(len(cov))
+    return flat.mean(0), cov
+
+
+def save(path: str | Path, denoiser: EDMDenoiser, data: ArrayLike, card: dict) -> int:
+    """Writes a denoiser, its training data's moments and its model card to one msgpack file.
+
+    **Arguments:** `path`; `denoiser` (an `EDMDenoiser`); `data` (the training samples, for
+    the moments that `Pretrained.gaussian_fit` returns); `card` (str keys, JSON-like values).
+
+    **Returns:** the number of bytes written.
+    """
+    mean, cov = data_moments(data)
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "network": dict(denoiser.network.config),
+        "state": _string_keys(nnx.to_pure_dict(nnx.state(denoiser))),
+        "data_mean": mean,
+        "data_cov": cov,
+        "card": card,
+    }
+    blob = serialization.msgpack_serialize(record)
+    Path(path).write_bytes(blob)
+    return len(blob)
+
+
+def load(path: str | Path) -> Pretrained:
+    """Reads a weights file written by `save` (or `rdp-jax train`) as a `Pretrained` source.
+
+    **Raises:** `OSError` if the file cannot be read; `ValueError` if it is not an rdp-jax
+    model file, is truncated or corrupted, or is of a newer format version.
+    """
+    path = Path(path)
+    return _from_bytes(path.read_bytes(), str(path), path.stem)
+
+
+def _from_bytes(blob: bytes, where: str, name: str) -> Pretrained:
+    try:
+        record = serialization.msgpack_restore(blob)
+    except Exception as error:
+        raise ValueError(f"load: {where} is not an rdp-jax model file (unreadable).") from error
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"load: {where} is not an rdp-jax model file.")
+    if record.get("version") != VERSION:
+        raise ValueError(
+            f"load: {where} has format version {record.get('version')}, "
+            f"this rdp-jax reads {VERSION}."
+        )
+    state = record["state"]
+    # Shapes only: initialising the weights that are about to be replaced is wasted work.
+    template = nnx.eval_shape(
+        lambda: EDMDenoiser(make_network(record["network"]), state["mean"], state["std"])
+    )
+    graphdef, expected = nnx.split(template)
+    try:
+        nnx.replace_by_pure_dict(expected, _like(nnx.to_pure_dict(expected), state))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"load: {where} holds weights that do not fit its network.") from error
+    source = score_source(nnx.merge(graphdef, expected))
+    return Pretrained(source, record["data_mean"], record["data_cov"], name)
+
+
+def _string_keys(tree):
+    if isinstance(tree, dict):
+        return {str(k): _string_keys(v) for k, v in tree.items()}
+    return np.asarray(tree)
+
+
+def _like(template, stored):
+    """`stored` (string keys) with the key types and array shapes of `template`."""
+    if isinstance(template, dict):
+        return {k: _like(v, stored[str(k)]) for k, v in template.items()}
+    array = np.asarray(stored)
+    if array.shape != tuple(template.shape):
+        raise ValueError(f"shape {array.shape}, expected {tuple(template.shape)}")
+    return jnp.asarray(array, template.dtype)
+
+
+@functools.cache
+def _pretrained_bytes(name: str) -> bytes:
+    return resources.files("rdp_jax.models").joinpath("weights", f"{name}.msgpack").read_bytes()
+
+
+def pretrained(name: str) -> Pretrained:
+    """A shipped model, ready as a `ScoreSource` ("gmm2d", "digits" or "patches").
+
+    Read from the package's data: no network. `card(name)` says how it was trained.
+
+    **Raises:** `ValueError` naming `name` when it is not one of the shipped models.
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"pretrained: unknown `name` {name!r}; choose one of {PRETRAINED}.")
+    return _from_bytes(_pretrained_bytes(name), f"the shipped model {name!r}", name)
+
+
+def card(name_or_path: str | Path) -> dict:
+    """The model card stored with a shipped model (by name) or in a weights file (by path):
+    the training command, steps, wall time, parameter count and test figures."""
+    if name_or_path in PRETRAINED:
+        blob = _pretrained_bytes(name_or_path)
+    else:
+        blob = Path(name_or_path).read_bytes()
+    record = serialization.msgpack_restore(blob)
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"card: {name_or_path} is not an rdp-jax model file.")
+    return record["card"]

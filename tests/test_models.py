@@ -1,0 +1,159 @@
+"""`rdp_jax.models`: EDM preconditioning, the networks as score sources, weights files, and the
+shipped models."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from rdp_jax import datasets, decode, models, scores
+
+
+def _denoiser(kind: str, seed: int = 0) -> models.EDMDenoiser:
+    rngs = nnx.Rngs(seed)
+    if kind == "mlp":
+        network = models.MLP(2, width=16, depth=1, rngs=rngs)
+        mean, std = np.array([0.5, -1.0]), np.array([2.0, 0.3])
+    else:
+        network = models.UNet(8, channels=8, emb=8, rngs=rngs)
+        rng = np.random.default_rng(seed)
+        mean, std = rng.normal(size=(8, 8)), rng.uniform(0.2, 1.0, (8, 8))
+        std[0, 0] = 0.0  # a pixel that never varies: floored, and returned as its mean
+    return models.EDMDenoiser(network, mean, std)
+
+
+@eqx.filter_jit
+def _denoise_batch(source, x, sigma):
+    """One compiled call per source structure (eager vmap of a U-Net is slow to dispatch)."""
+    return jax.vmap(source.denoise, (0, None))(x, sigma)
+
+
+def _randomise_output(denoiser: models.EDMDenoiser, seed: int = 1) -> models.EDMDenoiser:
+    """The same denoiser with a random (not zero) output layer, so that F ≠ 0."""
+    out = denoiser.network.out
+    out.kernel.set_value(
+        0.3 * jax.random.normal(jax.random.key(seed), out.kernel.shape, jnp.float32)
+    )
+    return denoiser
+
+
+@pytest.mark.parametrize("kind", ["mlp", "unet"])
+def test_an_untrained_denoiser_is_the_per_dimension_wiener_filter(kind):
+    # Zero output layers give F = 0, so D = μ + σ_d²/(σ² + σ_d²)(x − μ): the exact denoiser of
+    # N(μ, diag σ_d²), which scores.gaussian computes independently.
+    d = _denoiser(kind)
+    mean, std = np.asarray(d.mean.get_value()), np.asarray(d.std.get_value())
+    if kind == "unet":
+        assert std[0, 0] == 1e-3  # the floor, STD_FLOOR
+    exact = scores.gaussian(mean.ravel().astype(np.float64), std.ravel().astype(np.float64) ** 2)
+    x = np.random.default_rng(2).normal(size=(5, *d.event_shape)).astype(np.float32)
+    source = models.score_source(d)
+    for sigma in (0.01, 0.7, 30.0):
+        got = _denoise_batch(source, jnp.asarray(x), jnp.float32(sigma))
+        want = jax.vmap(exact.denoise, (0, None))(x.reshape(5, -1), sigma).reshape(x.shape)
+        # float32 network against the float64 filter: a few float32 ulps.
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("kind", ["mlp", "unet"])
+def test_the_training_target_is_edm_weighted_denoising_error(kind):
+    # ‖F − target‖² c_out² = ‖D − x₀‖² per dimension (Karras et al. 2022, eq. 8 with λ = 1/c_out²).
+    d = _randomise_output(_denoiser(kind))
+    rng = np.random.default_rng(3)
+    x0 = jnp.asarray(rng.normal(size=(4, *d.event_shape)), jnp.float32)
+    sigma = jnp.asarray([0.02, 0.3, 2.0, 40.0], jnp.float32)
+    x = x0 + sigma.reshape((4,) + (1,) * (x0.ndim - 1)) * jnp.asarray(
+        rng.normal(size=x0.shape), jnp.float32
+    )
+
+    @eqx.filter_jit
+    def both(d, x, sigma, x0):
+        out, target = d.network_and_target(x, sigma, x0)
+        weighted = (out - target) ** 2 * d.coefficients(sigma)[1] ** 2
+        return weighted, (d.batched(x, sigma) - x0) ** 2, jnp.abs(out).max()
+
+    weighted, error, largest = both(d, x, sigma, x0)
+    np.testing.assert_allclose(weighted, error, rtol=1e-4, atol=1e-7)
+    assert float(largest) > 0  # the output layer is not zero here
+
+
+def test_a_denoiser_is_a_score_source_for_decode_and_fingerprint():
+    d = _randomise_output(_denoiser("mlp"))
+    source = models.score_source(d)
+    assert source.event_shape == (2,)
+    y = jnp.asarray(np.random.default_rng(4).normal(size=(3, 2)))
+    x_hat = decode(y, 0.5, 0.5, source, num_steps=4)
+    assert x_hat.shape == y.shape and bool(jnp.all(jnp.isfinite(x_hat)))
+    score = source.score(y[0], 0.5)
+    np.testing.assert_allclose(source.denoise(y[0], 0.5), y[0] + 0.25 * score, rtol=1e-5, atol=1e-6)
+    other = _randomise_output(_denoiser("mlp"), seed=2)
+    assert scores.fingerprint(source) != scores.fingerprint(models.score_source(other))
+    assert scores.fingerprint(source) == scores.fingerprint(models.score_source(d))
+    with pytest.raises(ValueError, match="denoiser"):
+        models.score_source(d.network)
+
+
+def test_weights_files_round_trip_and_reject_other_files(tmp_path):
+    d = _randomise_output(_denoiser("mlp"))
+    data = np.random.default_rng(5).normal(size=(50, 2))
+    path = tmp_path / "m.msgpack"
+    models.save(path, d, data, {"steps": 3})
+    loaded = models.load(path)
+    x = jnp.asarray(data[:7])
+    np.testing.assert_array_equal(
+        _denoise_batch(loaded, x, 0.4), _denoise_batch(models.score_source(d), x, 0.4)
+    )
+    np.testing.assert_allclose(loaded.data_mean, data.mean(0))
+    assert models.card(path) == {"steps": 3}
+    blob = path.read_bytes()
+    for bad in (
+        blob[: len(blob) // 2],
+        b"\x00" * 64,
+        blob.replace(b"rdp-jax model", b"rdp-jax modem"),
+    ):
+        path.write_bytes(bad)
+        with pytest.raises(ValueError, match="not an rdp-jax model file"):
+            models.load(path)
+
+
+@pytest.mark.parametrize("name", models.PRETRAINED)
+def test_the_shipped_models_load_as_score_sources(name):
+    source = models.pretrained(name)
+    event = datasets.info(name).event_shape
+    assert source.event_shape == event and isinstance(source, scores.ScoreSource)
+    x = datasets.load(name, "test")[:16]
+    d = _denoise_batch(source, jnp.asarray(x), jnp.float32(0.3))
+    assert d.shape == x.shape and bool(jnp.all(jnp.isfinite(d)))
+    mean, cov = models.data_moments(datasets.load(name, "train"))
+    np.testing.assert_allclose(source.data_mean, mean, rtol=1e-12, atol=1e-12)
+    fit = source.gaussian_fit()
+    np.testing.assert_allclose(fit.covariance, cov, rtol=1e-9, atol=1e-9 * np.abs(cov).max())
+    card = models.card(name)
+    assert card["dataset"] == name and card["parameters"] == models.num_parameters(
+        source.denoiser.network
+    )
+    assert card["command"].startswith(f"rdp-jax train --dataset {name}")
+
+
+def test_unknown_names_are_rejected():
+    with pytest.raises(ValueError, match="name"):
+        models.pretrained("mnist")
+    with pytest.raises(ValueError, match="config"):
+        models.make_network({"kind": "transformer"})
+    with pytest.raises(ValueError, match="size"):
+        models.UNet(6, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="std"):
+        models.EDMDenoiser(models.MLP(2, rngs=nnx.Rngs(0)), np.zeros(2), -np.ones(2))
+
+
+def test_the_shipped_classifier_reads_digits():
+    classifier = models.pretrained_classifier("digits")
+    x, labels = datasets.load("digits", "test", return_labels=True)
+    accuracy = float(np.mean(np.argmax(classifier(x), -1) == labels))
+    # Its card records the accuracy measured when it was trained; the file reproduces it.
+    assert accuracy > 0.9
+    assert classifier.features(x).shape == (len(x), 32)
+    with pytest.raises(ValueError, match="name"):
+        models.pretrained_classifier("patches")
