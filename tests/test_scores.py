@@ -494,6 +494,19 @@ def test_flax_nnx_model_eagerly_in_float32():
     np.testing.assert_allclose(out, mlp(x, jnp.float32(0.5)), rtol=1e-6)  # VE: x_t = x, t = σ
 
 
+def test_flax_nnx_model_decodes_by_every_method_family():
+    """The decoder's trace-time dtype check must not break on an NNX model's traced weights."""
+    from rdp_jax import decode
+
+    source = from_model(
+        TinyMLP(3, nnx.Rngs(0)), parametrization="eps", schedule=VPCosine(), event_shape=(3,)
+    )
+    y = jax.random.normal(jax.random.key(1), (4, 3))
+    for method in ("exp4", "heun"):
+        x_hat = decode(y, 0.5, 0.0, source, method=method, num_steps=4)
+        assert x_hat.shape == (4, 3) and bool(jnp.all(jnp.isfinite(x_hat))), method
+
+
 def test_analytic_sources_do_not_retrace_when_only_arrays_change():
     @jax.jit
     @eqx.debug.assert_max_traces(max_traces=1)

@@ -122,7 +122,9 @@ def _check_model_dtype(model: ScoreSource, y: Array, sigma: Array, where: str) -
     then changes dtype (a `TypeError` deep in `lax.scan` or diffrax). Rejected up front, in
     every method and baseline alike, rather than cast silently either way.
     """
-    out = jax.eval_shape(model.denoise, y[0], sigma.reshape(-1)[0])
+    # The model goes in as an argument: a bound method closing over traced weights would be
+    # hashed and compared by jax's trace cache, which cannot compare tracers (NNX models).
+    out = eqx.filter_eval_shape(type(model).denoise, model, y[0], sigma.reshape(-1)[0])
     if out.dtype != y.dtype:
         raise ValueError(
             f"{where}: `y` is {y.dtype} but `model` denoises it in {out.dtype}; give both the "
