@@ -59,7 +59,7 @@ def show_rows(rows, title):
         for c, image in enumerate(np.asarray(images)):
             axes[r, c].imshow(image, cmap="gray_r", vmin=-1, vmax=1)
             axes[r, c].set(xticks=[], yticks=[])
-        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", labelpad=8)
     fig.suptitle(title)
     plt.show()
 
@@ -77,8 +77,8 @@ for sigma, data in files.items():
 
 # %% [markdown]
 # At ρ = 1 the decoder follows the score at twice its weight, towards the posterior mean:
-# smooth, blurred digits (for a learned score ρ = 1 is not exactly the MMSE estimate, and the
-# curves below find the lowest MSE nearer ρ = 0.5). Lowering ρ to 0 walks to the
+# the smoothest digits of each column (for a learned score ρ = 1 is not exactly the MMSE
+# estimate, and the curves below find the lowest MSE nearer ρ = 0.5). Lowering ρ to 0 walks to the
 # probability-flow ODE, whose output has the data's law: sharp strokes, at the price of details
 # that may differ from the original (more so at σ = 0.8, where X_σ says less). The posterior
 # sample is sharp too, but drawn afresh from p(x | X_σ), so it can stray further from the
@@ -87,7 +87,7 @@ for sigma, data in files.items():
 # ## Distortion and perception against ρ
 #
 # For the curves, 128 test digits are noised directly, X_σ = X + σN, without the codec: coding
-# them would take minutes here (the channel search grows with the file's bits), and the
+# one file of them took over 45 s here (the channel search grows with the file's bits), and the
 # decoder sees the same X_σ either way, since the file rebuilds it exactly. The rate shown is
 # I(X; X_σ) of the Gaussian fit, ½ Σᵢ log2(1 + λᵢ/σ²) per dimension, the rate the one-shot
 # coder tends to; the eight-item files above pay more than twice that in their rcc stream
@@ -140,7 +140,7 @@ for (sigma, name), (rate, points) in curves.items():
     for rho, (d, _, p, _) in zip(rhos, points, strict=True):
         print(f"{sigma:<5} {rate:.3f}   {name:<13}  {rho:<4}  {d:.3f}   {p:.4f}")
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
 for (sigma, name), (rate, points) in curves.items():
     style = {"marker": "o" if name == "learned" else "s", "ls": "-" if sigma == sigmas[0] else "--"}
     label = f"{name}, σ = {sigma} ({rate:.2f} bits/dim)"
@@ -157,11 +157,15 @@ plt.show()
 
 # %% [markdown]
 # At each σ, lowering ρ from 1 buys perception with distortion, as on a Gaussian (notebook 4);
-# for the learned score the MSE first falls a little (its ρ = 1 overshoots the posterior mean)
-# and rises only below ρ ≈ 0.5. The learned score reaches a much lower MSE at every ρ than the
-# Gaussian fit decoding the same X_σ, and at every ρ a perception figure no worse: the
-# Gaussian's ρ = 0 output has the Gaussian fit's law, which shares the data's first two
-# moments but not its strokes. The MSE gap grows with σ, where the prior, not X_σ, carries the
-# image. The perception estimate compares
-# 128 images with 359 in 64 dimensions, so it is biased upward by the finite samples; compare
-# points with one another, not with zero.
+# for the learned score the MSE first falls a little (its ρ = 1 is not the posterior mean) and
+# rises only below ρ ≈ 0.5. The learned score reaches a much lower MSE at every ρ than the
+# Gaussian fit decoding the same X_σ, and a perception figure no worse: the Gaussian's ρ = 0
+# output has the Gaussian fit's law, which shares the data's first two moments but not its
+# strokes. The MSE gap grows with σ, where the prior, not X_σ, carries the image.
+#
+# The perception error bars are wide (128 images, 64 directions): at this size they separate
+# only the Gaussian fit at large ρ from the rest, and the learned score's perception trend in ρ,
+# though in the expected direction, lies within them. The estimate compares 128 images with
+# 359 in 64 dimensions, so finite samples bias it upward; compare points with one another, not
+# with zero. Patches (`models.pretrained("patches")`) would be the same cells with another
+# model; they are left out to keep the notebook under a minute.
