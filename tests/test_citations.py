@@ -2,7 +2,8 @@
 
 The code, tests, benchmarks, notebooks and the README cite sections as "maths §N"; each must
 exist as a heading `## N.` of docs/maths.md, and nothing may cite a file outside the repository
-(the old "THEORY §N" of a `../shared/THEORY.md`). The code also never speaks of issues.
+(the old "THEORY §N" citations of a reference file that clones do not have). The code also
+never speaks of issues.
 """
 
 import re
