@@ -14,11 +14,6 @@
 
 # %%
 import jax
-
-# The Gaussian fit's covariance is float64: digits' border pixels never vary, and only a
-# ridge of 1e-6 of the mean variance keeps it positive definite, below float32's resolution.
-jax.config.update("jax_enable_x64", True)
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -129,9 +124,7 @@ for sigma in sigmas:
                     ]
                 )
             else:
-                x_hat = decode(
-                    y.reshape(len(y), -1).astype(np.float64), sigma, rho, gaussian, **decode_options
-                )
+                x_hat = decode(y.reshape(len(y), -1), sigma, rho, gaussian, **decode_options)
             points.append(figures(x_hat))
         curves[sigma, name] = (rate, np.array(points))
 

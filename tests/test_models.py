@@ -137,6 +137,30 @@ def test_the_shipped_models_load_as_score_sources(name):
     assert card["command"].startswith(f"rdp-jax train --dataset {name}")
 
 
+@pytest.mark.parametrize("name", ["digits", "patches"])
+def test_the_gaussian_fit_builds_in_float32(name):
+    # digits' constant border pixels have variance 1e-6 of the mean (the stored ridge), below
+    # float32's resolution of the spectrum; the fit floors it at 4·d·ε₃₂·λ_max instead.
+    source = models.pretrained(name)
+    with jax.enable_x64(False):
+        fit = source.gaussian_fit()
+        x = jnp.asarray(datasets.load(name, "test")[:8].reshape(8, -1))
+        denoised = jax.vmap(fit.denoise, (0, None))(x, jnp.float32(0.3))
+    assert fit.eigenvalues.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(denoised)))
+    with jax.enable_x64(True):
+        exact = scores.gaussian(source.data_mean, source.data_cov)
+        want = jax.vmap(exact.denoise, (0, None))(jnp.asarray(x, jnp.float64), 0.3)
+    cov = np.asarray(source.data_cov)
+    eps, d, top = np.finfo(np.float32).eps, len(cov), np.linalg.eigvalsh(cov)[-1]
+    # Flooring moves Σ by at most the floor in 2-norm; float32 rounding, eigh and reassembly by
+    # a few ε·λ_max·d more, under a second floor's worth.
+    np.testing.assert_allclose(fit.covariance, cov, rtol=0, atol=2 * 4 * d * eps * top)
+    # The Wiener gains move by ≤ floor/σ² along floored directions, each of which carries
+    # |x - μ| ≤ 2 (pixels in [-1, 1]); float32 round-off of the matmuls is far below that.
+    tol = 4 * d * eps * top / 0.3**2 * 2 * np.sqrt(d)
+    np.testing.assert_allclose(denoised, want, rtol=0, atol=tol)
+
+
 def test_unknown_names_are_rejected():
     with pytest.raises(ValueError, match="name"):
         models.pretrained("mnist")

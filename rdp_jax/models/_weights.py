@@ -97,15 +97,41 @@ class Pretrained(ScoreSource):
         """`scores.gaussian(mean, cov)` of the training data, on the flattened event (d,).
 
         The Gaussian theory's model of these data: its Tweedie denoiser is the Wiener-filter
-        baseline of `benchmarks/models.py`, and a prior for one-shot coding.
+        baseline of `benchmarks/models.py`, and a prior for one-shot coding. It is built in the
+        default float dtype (float32 unless `jax_enable_x64`), from the covariance that
+        `_resolvable_cov` makes positive definite at that dtype's precision.
         """
-        return gaussian(self.data_mean, self.data_cov)
+        dtype = jnp.result_type(float)
+        mean = np.asarray(self.data_mean, dtype)
+        return gaussian(mean, _resolvable_cov(self.data_cov, dtype))
 
 
 # Added to the covariance's diagonal, relative to its mean variance: digits' border pixels never
-# vary, so the sample covariance is singular; this makes it positive definite (and its Wiener
-# filter still returns a constant pixel's value to within 1e-6 of its variance scale).
+# vary, so the sample covariance is singular; this makes it positive definite in float64. Below
+# float32's resolution, where `_resolvable_cov` floors the spectrum instead.
 COV_RIDGE = 1e-6
+
+
+def _resolvable_cov(cov: ArrayLike, dtype) -> np.ndarray:
+    """Σ with its eigenvalues floored at 4·d·ε·λ_max (ε of `dtype`), cast to `dtype`.
+
+    `scores.gaussian` calls Σ positive definite when its smallest computed eigenvalue exceeds
+    d·ε·λ_max. Casting Σ to `dtype` moves it by at most ½√d·ε·λ_max in 2-norm, and `eigh` is
+    backward stable (a further small multiple of ε·λ_max), so eigenvalues of at least 4·d·ε·λ_max
+    stay above that threshold. A floored direction is one the data do not resolve at this
+    precision (a constant pixel); its Wiener gain λ/(λ + σ²) stays ≤ 4·d·ε·λ_max/σ². Done on the
+    host in float64; Σ is returned unchanged (only cast) where no eigenvalue is below the floor.
+
+    **Arguments:** `cov` (d, d), symmetric positive semi-definite; `dtype` a float dtype.
+
+    **Returns:** a (d, d) numpy array of `dtype`.
+    """
+    cov = np.asarray(cov, np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (cov + cov.T))
+    floor = 4 * len(cov) * np.finfo(dtype).eps * eigenvalues[-1]
+    if eigenvalues[0] < floor:
+        cov = (eigenvectors * np.maximum(eigenvalues, floor)) @ eigenvectors.T
+    return cov.astype(dtype)
 
 
 def data_moments(data: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
