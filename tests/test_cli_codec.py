@@ -124,6 +124,9 @@ def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
             "pretrained",
         ),
         (["sweep", "--model", "gaussian:1", "--items", "3"], "`num_items` must be a multiple"),
+        (["sweep", "--model", "gaussian:1", "--grid", "{root}/g.png"], "--grid"),
+        (["sweep", "--model", "pretrained:gmm2d", "--noise", "matched"], "--noise"),
+        (["sweep", "--model", "pretrained:gmm2d", "--items", "3"], "--items"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):

@@ -133,23 +133,39 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _files_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc="coding files", file=sys.stderr, delay=1.0, leave=False, disable=None
+    )
+
+
+def _report(args: argparse.Namespace, rows, table) -> None:
+    """The rows to `--out` (CSV or JSON) and as a table on stdout."""
+    from rdp_jax import experiments
+
+    if args.out:
+        experiments.write_sweep(rows, args.out)
+    print(table(rows))
+
+
 def _sweep(args: argparse.Namespace) -> int:
     _setup()
     import jax
-    from tqdm import tqdm
 
     from rdp_jax import experiments, scores
     from rdp_jax._commands._model_spec import parse
 
     model = parse(args.model)
-    if not isinstance(model, scores.Gaussian):
-        raise ValueError(f"--model {args.model!r}: the sweep needs a Gaussian model (its theory).")
     sigmas, rhos = _vector(args.sigmas, "sigmas").ravel(), _vector(args.rhos, "rhos").ravel()
+    if not isinstance(model, scores.Gaussian):
+        return _traversal(args, model, sigmas, rhos)
+    if args.grid:
+        raise ValueError("--grid: image grids are of learned models (pretrained:NAME).")
     noise = ("isotropic", "matched") if args.noise == "both" else (args.noise,)
     files = args.blocks * len(sigmas) * (("isotropic" in noise) + ("matched" in noise) * len(rhos))
-    with tqdm(
-        total=files, desc="coding files", file=sys.stderr, delay=1.0, leave=False, disable=None
-    ) as bar:
+    with _files_bar(files) as bar:
         points = experiments.codec_sweep(
             jax.random.key(args.seed),
             model,
@@ -162,12 +178,48 @@ def _sweep(args: argparse.Namespace) -> int:
             progress=lambda done: bar.update(done - bar.n),
             decode_options={"method": args.method, "num_steps": args.num_steps},
         )
-    rows = experiments.sweep_rows(points)
-    if args.out:
-        experiments.write_sweep(rows, args.out)
-    print(experiments.sweep_table(rows))
+    _report(args, experiments.sweep_rows(points), experiments.sweep_table)
     if args.plot:
         experiments.plot_sweep(points, model, args.plot)
+    return 0
+
+
+def _traversal(args: argparse.Namespace, model, sigmas, rhos) -> int:
+    """The sweep of a learned model on its dataset's test set (`experiments.traversal_sweep`)."""
+    import jax
+    import numpy as np
+
+    from rdp_jax import datasets, experiments
+
+    if not callable(getattr(model, "gaussian_fit", None)) or not hasattr(model, "name"):
+        raise ValueError(f"--model {args.model!r}: a learned sweep needs a pretrained:NAME model.")
+    if args.noise != "isotropic":
+        raise ValueError("--noise: spectrum-matched noise is for Gaussian models.")
+    test = np.asarray(datasets.load(model.name, "test"), args.dtype)
+    if not 2 * args.blocks <= args.items <= len(test):
+        raise ValueError(f"--items: between {2 * args.blocks} and the {len(test)} test items.")
+    x = test[: args.items - args.items % args.blocks]
+    modes = ("oneshot", "progressive") if args.mode == "both" else (args.mode,)
+    with _files_bar(args.blocks * len(sigmas) * len(modes)) as bar:
+        points = experiments.traversal_sweep(
+            jax.random.key(args.seed),
+            model,
+            x,
+            [float(s) for s in sigmas],
+            [float(r) for r in rhos],
+            modes=modes,
+            blocks=args.blocks,
+            steps=args.steps,
+            reference=test,
+            progress=lambda done: bar.update(done - bar.n),
+            decode_options={"method": args.method, "num_steps": args.num_steps},
+        )
+    _report(args, experiments.traversal_rows(points), experiments.traversal_table)
+    if args.plot:
+        experiments.plot_traversal(points, model.name, args.plot)
+    if args.grid:
+        shown = [float(s) for s in sigmas[:: max(1, len(sigmas) - 1)]][:2]
+        experiments.plot_reconstructions(points, x, shown, modes[0], args.grid)
     return 0
 
 
@@ -227,10 +279,13 @@ def add(commands) -> None:
 
     sweep = commands.add_parser(
         "sweep",
-        help="real-bit σ × ρ sweep of a Gaussian model against R(D, P)",
+        help="real-bit σ × ρ sweep: a Gaussian against R(D, P), or a learned model's traversal",
         description="Compresses n items once per σ, decompresses at every ρ, and reports bits "
-        "(header included), D, P (± SE), I(X; X_σ) and R(D, P) at the measured point. "
-        + MODEL_HELP,
+        "(header included), D, P (± SE), I(X; X_σ) and R(D, P) at the measured point. With "
+        "pretrained:NAME, the first n items of its dataset's test set, coded in one or both "
+        "codec modes, each file decoded at every ρ with the learned score and with the "
+        "Gaussian fit, beside the Tweedie denoiser and a posterior sample from the same X_σ; "
+        "perception is sliced W2² to the whole test set. " + MODEL_HELP,
     )
     sweep.add_argument("--model", required=True, help=MODEL_HELP)
     sweep.add_argument("--sigmas", default="0.5,1,2", help="comma list (default 0.5,1,2)")
@@ -243,9 +298,23 @@ def add(commands) -> None:
         default="isotropic",
         help="isotropic σ, spectrum-matched noise (maths §8), or both",
     )
+    sweep.add_argument(
+        "--mode",
+        choices=("oneshot", "progressive", "both"),
+        default="both",
+        help="learned models: the codec modes (default both)",
+    )
+    sweep.add_argument(
+        "--steps", type=int, default=4, help="learned models: progressive grid steps (default 4)"
+    )
     sweep.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     sweep.add_argument("--seed", type=int, default=0)
     _decode_arguments(sweep)
     sweep.add_argument("--out", help="results.csv or results.json")
-    sweep.add_argument("--plot", help="a figure of the measured points over the analytic curves")
+    sweep.add_argument(
+        "--plot", help="a figure: the measured points over the analytic curves, or RDP curves"
+    )
+    sweep.add_argument(
+        "--grid", help="learned models: reconstructions across ρ at the first and last σ"
+    )
     sweep.set_defaults(run=_sweep)

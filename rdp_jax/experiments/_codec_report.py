@@ -57,13 +57,14 @@ def sweep_rows(points: Sequence[CodecPoint]) -> list[dict]:
 
 
 def write_sweep(rows: Sequence[dict], path: str) -> None:
-    """Writes the rows as CSV (`.csv`) or JSON (anything else).
+    """Writes the rows as CSV (`.csv`) or JSON (anything else), columns in the first row's
+    key order (`sweep_rows`, `traversal_rows`).
 
     **Raises:** `OSError` when the file cannot be written.
     """
     with open(path, "w", newline="") as f:
         if path.endswith(".csv"):
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
         else:
