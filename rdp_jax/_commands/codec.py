@@ -305,7 +305,7 @@ def add(commands) -> None:
         help="learned models: the codec modes (default both)",
     )
     sweep.add_argument(
-        "--steps", type=int, default=4, help="learned models: progressive grid steps (default 4)"
+        "--steps", type=int, default=8, help="learned models: progressive grid steps (default 8)"
     )
     sweep.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     sweep.add_argument("--seed", type=int, default=0)

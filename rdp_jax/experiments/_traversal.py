@@ -65,7 +65,7 @@ def traversal_sweep(
     *,
     modes: Sequence[str] = codec.MODES,
     blocks: int = 2,
-    steps: int = 4,
+    steps: int = 8,
     reference: ArrayLike | None = None,
     posterior_steps: int = 100,
     keep: int = 8,
