@@ -7,9 +7,12 @@ Run: `python benchmarks/codec.py [--section rates|targets|speed] [--items 1000] 
   both modes (progressive: 32 geometric steps from σ_max = 20).
 - `targets`: the issue's two configurations: a file of `--items` 64-dim items at 1 bit/dim,
   and one 1024-dim item, one-shot; and the container's share of the first.
-- `speed`: items/s of `codec.compress` against `rcc.encode` alone on the same message, and of
-  `codec.decompress` against `rdp_jax.decode` alone at the same NFE (exp4, 20 steps), best of
-  3 after a compiling run.
+- `speed`: items/s of `codec.compress` against `rcc.encode` alone on the same message (64 ×
+  16, k = 10), and of `codec.decompress` against `rdp_jax.decode` alone at the same NFE (exp4,
+  20 steps) and against the sum of the parts (`rcc.decode` of the same stream + the decode),
+  for Gaussians (256 × 16, 1 × 1024) and the learned `pretrained:digits` (64 test images,
+  one-shot against a diagonal prior of their moments): best of 3-7 after a compiling run, the
+  contenders taking turns.
 
 Every file is float32 (the faster channel search; the rates do not depend on it). The script
 exposes every CPU core as a JAX device (JAX_NUM_CPU_DEVICES, unless already set).
@@ -26,7 +29,8 @@ import time
 import jax
 import numpy as np
 
-from rdp_jax import codec, decode, rcc, scores
+from rdp_jax import codec, datasets, decode, models, rcc, scores
+from rdp_jax.codec import _container
 
 SIGMA = math.sqrt(1 / 3)  # ½ log2(1 + 1/σ²) = 1 bit per dimension of N(0, 1)
 DECODE = {"method": "exp4", "num_steps": 20}
@@ -77,41 +81,80 @@ def targets(items: int) -> None:
         )
 
 
-def _best(f, repeats=3) -> float:
-    f()  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _interleaved(*fs, repeats=3) -> list[float]:
+    """Best-of-`repeats` seconds of each function after a compiling call, the functions taking
+    turns, so that a load change on the shared machine hits them alike."""
+    for f in fs:
         jax.block_until_ready(f())
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times = [[] for _ in fs]
+    for _ in range(repeats):
+        for f, out in zip(fs, times, strict=True):
+            start = time.perf_counter()
+            jax.block_until_ready(f())
+            out.append(time.perf_counter() - start)
+    return [min(t) for t in times]
+
+
+def _decompress_row(label, data, model, n, repeats=7) -> str:
+    """codec.decompress against rdp_jax.decode alone on the same X_σ, and against the sum of
+    the parts (rcc.decode of the same stream + the decode)."""
+    noisy = codec.decompress(data, model, 0.5, return_info=True, **DECODE)[1].noisy
+    header, head, stream = _container.unpack(data)
+    key = _container.stream_key(head, codec.identity(model))
+    dim = math.prod(header.shape[1:])
+    zeros = np.zeros(n * dim, np.float32)
+    if header.prior == "caller":
+        std = np.sqrt(np.asarray(header.prior_var, np.float64) + float(header.sigma) ** 2)
+    else:
+        std = np.sqrt(np.asarray(model.eigenvalues, np.float64) + float(header.sigma) ** 2)
+    p_std = np.tile(std.astype(np.float32), n)
+    whole, ode, stream_decode = _interleaved(
+        lambda: codec.decompress(data, model, 0.5, **DECODE),
+        lambda: decode(noisy, header.sigma, 0.5, model, **DECODE),
+        lambda: rcc.decode(key, stream, zeros, p_std),
+        repeats=repeats,
+    )
+    return (
+        f"| {label} | {n / whole:.0f} | {n / ode:.0f} | {n / stream_decode:.0f} | "
+        f"**{whole / ode:.3f}** | {whole / (ode + stream_decode):.3f} |"
+    )
 
 
 def speed(quick: bool) -> None:
-    n, d = (64, 16) if quick else (256, 16)
+    n, d = (16, 16) if quick else (64, 16)
     model, x = _items(d, n)
-    data = codec.compress(jax.random.key(3), x, model, SIGMA)
     q_mean, zeros = x.reshape(-1), np.zeros(n * d, np.float32)
     q_std = np.full(n * d, SIGMA, np.float32)
     p_std = np.full(n * d, math.sqrt(1 + SIGMA**2), np.float32)
-    compress = _best(lambda: codec.compress(jax.random.key(3), x, model, SIGMA), 2)
     k = codec.ONESHOT_CHUNK_BITS  # the codec's one-shot chunk size, for the same search
-    encode = _best(
-        lambda: rcc.encode(jax.random.key(3), q_mean, q_std, zeros, p_std, chunk_bits=k), 2
+    compress, encode = _interleaved(
+        lambda: codec.compress(jax.random.key(3), x, model, SIGMA),
+        lambda: rcc.encode(jax.random.key(3), q_mean, q_std, zeros, p_std, chunk_bits=k),
+        repeats=2 if quick else 3,
     )
-    noisy = codec.decompress(data, model, 0.5, return_info=True, **DECODE)[1].noisy
-    decompress = _best(lambda: codec.decompress(data, model, 0.5, **DECODE))
-    alone = _best(lambda: decode(noisy, SIGMA, 0.5, model, **DECODE))
     print("| stage | codec items/s | the part alone, items/s | ratio |")
     print("|---|---|---|---|")
     print(
-        f"| compress ({n} × {d}) | {n / compress:.1f} | {n / encode:.1f} (rcc.encode) | "
-        f"{compress / encode:.3f} |"
+        f"| compress ({n} × {d}) | {n / compress:.2f} | {n / encode:.2f} (rcc.encode, k = {k:g}) "
+        f"| **{compress / encode:.3f}** |",
+        flush=True,
     )
+    print()
     print(
-        f"| decompress | {n / decompress:.0f} | {n / alone:.0f} (rdp_jax.decode, exp4 × 20) | "
-        f"{decompress / alone:.3f} |"
+        "| decompress (exp4 × 20) | codec items/s | rdp_jax.decode alone | rcc.decode alone | "
+        "codec / decode | codec / (rcc.decode + decode) |"
     )
+    print("|---|---|---|---|---|---|")
+    for n, d in ((64, 16),) if quick else ((256, 16), (1, 1024)):
+        model, x = _items(d, n)
+        data = codec.compress(jax.random.key(3), x, model, SIGMA, chunk_bits=8)
+        print(_decompress_row(f"Gaussian, {n} × {d}", data, model, n), flush=True)
+    digits = models.pretrained("digits")
+    x = np.asarray(datasets.load("digits", "test")[: 16 if quick else 64], np.float32)
+    flat = x.reshape(len(x), -1)
+    prior = scores.gaussian(flat.mean(0), flat.var(0) + 1e-3)
+    data = codec.compress(jax.random.key(4), x, digits, 0.4, mode="oneshot", prior=prior)
+    print(_decompress_row(f"pretrained:digits, {len(x)} × 8 × 8", data, digits, len(x), 3))
 
 
 def main() -> None:

@@ -31,8 +31,7 @@ def closed_form(model: scores.Gaussian, y, sigma, rho):
 
 
 def _models(dtype):
-    # One item of 6 dimensions and batches of 2 items of 3 share the decoder's compilation (it
-    # decodes n·d components as one vector).
+    # The decoder compiles once per (items, d): one item of 6 dimensions, batches of 2 of 3.
     six = scores.gaussian(np.zeros(6, dtype), np.tile(VARIANCES, 2).astype(dtype))
     three = scores.gaussian(np.array([1.0, -1.0, 0.5], dtype), VARIANCES.astype(dtype))
     return {"single": (six, (6,)), "batch": (three, (2, 3))}
@@ -73,6 +72,11 @@ def test_progressive_round_trip():
         jax.random.key(1), x, model, 0.8, mode="progressive", steps=8, return_info=True, **FAST
     )
     assert codec.inspect(data).mode == "progressive" and len(codec.inspect(data).grid) == 8
+    # The file stores S and σ_max; the grid rebuilt from them is geometric (portable log and
+    # exp within 2 ulp each, so within 16 eps of NumPy's) and exact at both ends.
+    grid = np.array(codec.inspect(data).grid)
+    assert grid[-1] == 0.8
+    np.testing.assert_allclose(grid, np.geomspace(grid[0], 0.8, 8), rtol=16 * np.finfo(float).eps)
     x_hat, out = codec.decompress(data, model, 0.3, return_info=True, **DECODE)
     np.testing.assert_array_equal(out.noisy, info.noisy)
     expected = closed_form(model, np.asarray(info.noisy), 0.8, 0.3)
@@ -169,12 +173,46 @@ def test_corrupted_truncated_and_foreign_files_raise(coded):
     for size in (0, 3, 8, len(data) // 2, len(data) - 1):
         with pytest.raises(ValueError, match="decompress: `data`"):
             codec.decompress(data[:size], model, 0.5)
-    with pytest.raises(ValueError, match="decompress: `data`"):
-        codec.inspect(data[:-1])
+    # `inspect` reads the header alone (the stream's CRC needs the model): a cut header raises.
+    with pytest.raises(ValueError, match="decompress: `data` is truncated"):
+        codec.inspect(data[: codec.inspect(data).header_bits // 8 - 1])
     with pytest.raises(ValueError, match="format version 9"):
         codec.inspect(data[:4] + b"\x09" + data[5:])
     with pytest.raises(ValueError, match="not an rdp-jax codec file"):
         codec.decompress(b"RDPx" + data[4:], model, 0.5)
+
+
+def test_every_header_byte_is_covered(coded):
+    """The file has no CRC of its own: the rcc stream's key is a digest of the header, so a
+    flipped bit anywhere in it must still raise (each bit below misses with probability 2⁻³²,
+    through the stream's CRC32)."""
+    model, _, data = coded
+    header = codec.inspect(data).header_bits // 8
+    for at in range(header):
+        for bit in (0x01, 0x80):
+            bad = bytearray(data)
+            bad[at] ^= bit
+            with pytest.raises(ValueError, match="decompress: `data`"):
+                codec.decompress(bytes(bad), model, 0.5, **DECODE)
+
+
+def test_an_older_format_version_raises_clearly(coded):
+    _, _, data = coded
+    old = data[:4] + bytes([codec.FORMAT_VERSION - 1]) + data[5:]
+    version = codec.FORMAT_VERSION
+    match = f"format version {version - 1}; this rdp-jax reads version {version} only"
+    with pytest.raises(ValueError, match=match):
+        codec.decompress(old, coded[0], 0.5)
+
+
+def test_a_second_decompress_compiles_nothing(coded, caplog):
+    """The same shapes, another file and another ρ: the decoder's compilation is reused."""
+    model, x, data = coded
+    codec.decompress(data, model, 0.5, **DECODE)
+    other = codec.compress(jax.random.key(8), x[::-1].copy(), model, 1.0, **FAST)
+    with caplog.at_level("WARNING"), jax.log_compiles():
+        codec.decompress(other, model, 0.25, **DECODE)
+    assert not [r.message for r in caplog.records if "Compiling" in r.message]
 
 
 def test_wrong_model_raises(coded):

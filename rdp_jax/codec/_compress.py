@@ -23,7 +23,7 @@ class CompressInfo(NamedTuple):
 
     - `mode`: "oneshot" or "progressive".
     - `total_bits`: the file, 8 × its length.
-    - `container_bits`: the codec's header and CRC32, paid once per file.
+    - `container_bits`: the codec's header, paid once per file.
     - `rcc_header_bits`, `payload_bits`: the rcc stream's header and range-coded block.
     - `bits_per_item`, `bits_per_dim`: `total_bits` over the items and over all dimensions.
     - `kl_bits`: KL(q‖p) of the whole message in bits, what ideal channel simulation would pay.
@@ -71,12 +71,14 @@ def _sigma(sigma, dim: int, dtype: str, where: str) -> np.ndarray:
 
 
 def _grid(sigma: float, sigma_max: float, steps: int, dtype: str, where: str) -> np.ndarray:
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"{where}: `steps` must be an integer >= 1, got {steps!r}.")
+    if int(steps) != steps or not 1 <= steps <= _container.MAX_STEPS:
+        raise ValueError(
+            f"{where}: `steps` must be an integer >= 1 (at most {_container.MAX_STEPS}), got "
+            f"{steps!r}."
+        )
     if steps > 1 and not (math.isfinite(sigma_max) and sigma_max > sigma):
         raise ValueError(f"{where}: `sigma_max` must be finite and > sigma ({sigma:g}).")
-    grid = np.geomspace(sigma_max, sigma, int(steps)).astype(dtype)
-    grid[-1] = np.asarray(sigma, dtype)
+    grid = _container.geometric_grid(sigma, sigma_max, int(steps), dtype)
     if np.any(np.diff(grid) >= 0):
         raise ValueError(f"{where}: the σ grid is not strictly decreasing in {dtype}.")
     return grid
@@ -182,13 +184,14 @@ def compress(
         )
     gaussian = caller_prior(prior, dim, dtype, where) if prior is not None else fitted(model, where)
     flat = x.reshape(n, dim)
+    model_id = identity(model)
     fields = dict(
         dtype=dtype,
         single=single,
         shape=(n, *event),
         sigma=sigma,
         key=words,
-        fingerprint=identity(model),
+        fingerprint=model_id,
         prior="model",
         prior_std=None,
         prior_mean=None,
@@ -212,8 +215,9 @@ def compress(
         q_std = np.broadcast_to(sigma, (n, dim)).reshape(-1)
         p_std = np.tile(np.asarray(std, dtype), n)
         rcc_options = {"chunk_bits": ONESHOT_CHUNK_BITS, **rcc_options}
+        head = _container.header_bytes(_container.FileHeader(mode=mode, **fields))
         stream, info = rcc.encode(
-            words,
+            _container.stream_key(head, model_id),
             z.reshape(-1),
             q_std,
             np.zeros(n * dim, dtype),
@@ -233,8 +237,9 @@ def compress(
         grid = _grid(float(sigma), sigma_max, steps, dtype, where)
         first = float(np.float32(math.sqrt(scale**2 + float(grid[0]) ** 2)))
         fields.update(grid=grid, first_std=first)
+        head = _container.header_bytes(_container.FileHeader(mode=mode, **fields))
         stream, info = rcc.progressive_encode(
-            words,
+            _container.stream_key(head, model_id),
             flat.reshape(-1),
             grid,
             Flat(model, (n, *event)),
@@ -245,7 +250,7 @@ def compress(
         )
         noisy = np.asarray(info.sample).reshape(n, dim)
         chunks = int(np.sum(info.step_num_chunks))
-    data = _container.pack(_container.FileHeader(mode=mode, **fields), stream)
+    data = head + stream
     if not return_info:
         return data
     total = 8 * len(data)

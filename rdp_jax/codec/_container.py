@@ -1,4 +1,4 @@
-"""The codec's file: a compact header (varints, raw floats), the rcc stream, and a CRC32.
+"""The codec's file: a compact header (varints, raw floats), then the rcc stream.
 
 Layout, in order (integers are LEB128 varints, floats little-endian in the file's dtype unless
 said otherwise):
@@ -8,25 +8,38 @@ said otherwise):
   bit 3 σ per dimension, bits 4-5 the prior (`PRIORS`);
 - the number of event axes, then the batch size (absent for one item) and the event shape;
 - σ: one float, or one per event dimension;
-- the shared key (its two uint32 words as one varint, w₀·2³² + w₁), the first 8 bytes of the
-  model's fingerprint (a wrong model passes with probability 2⁻⁶⁴);
+- the shared key (its two uint32 words as one varint, w₀·2³² + w₁), the first 4 bytes of the
+  model's 16-byte `identity`;
 - for a stored prior, its standard deviations (float32, one per dimension) or, for a prior the
   caller passed, its mean and variances (the file's dtype);
-- for progressive files, the number of grid steps, the grid, and the first step's prior std;
-- the rcc stream, then a CRC32 of everything before it.
+- for progressive files, the number of grid steps S, σ_max (absent for S = 1: the grid is σ
+  alone; `geometric_grid` rebuilds the rest), and the first step's prior std (float32);
+- the rcc stream.
+
+**Integrity.** The rcc stream ends in a CRC32 seeded with its key and prior, and its key is not
+the stored one but `stream_key`: a digest of every header byte and of the model's full
+16-byte identity. A flipped header bit, a truncated or corrupted stream and a wrong model
+therefore all fail that one CRC (a miss has probability 2⁻³², and a 32-bit burst never
+misses), so the file needs no CRC of its own. The 4 stored identity bytes are for a clear
+message: a wrong model is named as such, except with probability 2⁻³², and then still fails
+the CRC (2⁻⁶⁴ in all, as with the 8 identity bytes and a file CRC before).
 """
 
-import struct
-import zlib
+import hashlib
 from typing import NamedTuple
 
 import numpy as np
 
+from rdp_jax.rcc import _portable_math
+
 MAGIC = b"RDPc"
-FORMAT_VERSION = 1
-FINGERPRINT_BYTES = 8
+# 1: an 8-byte fingerprint, the progressive grid as S floats, and a CRC32 of the whole file.
+FORMAT_VERSION = 2
+FINGERPRINT_BYTES = 4
 # How the decoder obtains the one-shot prior's standard deviations.
 PRIORS = ("model", "stored", "caller")
+# Beyond any grid a file could afford (each step costs a stream segment); bounds a corrupt count.
+MAX_STEPS = 2**16
 
 
 class FileHeader(NamedTuple):
@@ -89,8 +102,29 @@ def _floats(values, dtype: str) -> bytes:
     return np.ascontiguousarray(values, np.dtype(dtype).newbyteorder("<")).tobytes()
 
 
-def pack(header: FileHeader, stream: bytes) -> bytes:
-    """The file: header, rcc stream, CRC32."""
+def geometric_grid(sigma, sigma_max, steps: int, dtype: str) -> np.ndarray:
+    """σ_max = σ_1 > … > σ_S = σ, geometric: σ_s = exp(ln σ_max + (s−1)/(S−1) · ln(σ/σ_max)),
+    from the dtype's σ and σ_max, in float64 by `_portable_math` (the same bits everywhere: the
+    grid steers the progressive stream), rounded to `dtype`; exact at both ends."""
+    sigma, sigma_max = float(np.asarray(sigma, dtype)), float(np.asarray(sigma_max, dtype))
+    if steps == 1:
+        return np.array([sigma], dtype)
+    ends = _portable_math.log(np.array([sigma_max, sigma]))
+    fraction = np.arange(steps, dtype=np.float64) / (steps - 1)
+    grid = _portable_math.exp(ends[0] + fraction * (ends[1] - ends[0])).astype(dtype)
+    grid[0], grid[-1] = sigma_max, sigma
+    return grid
+
+
+def stream_key(head: bytes, identity: bytes) -> np.ndarray:
+    """The rcc stream's key: 8 bytes of BLAKE2b over the file's header and the model's
+    16-byte identity, as two uint32 words (see the module's **Integrity**)."""
+    digest = hashlib.blake2b(head + identity, digest_size=8, person=b"rdp-codec").digest()
+    return np.frombuffer(digest, "<u4").astype(np.uint32)
+
+
+def header_bytes(header: FileHeader) -> bytes:
+    """The file's bytes before its rcc stream."""
     flags = (
         (header.mode == "progressive")
         | (header.dtype == "float64") << 1
@@ -109,34 +143,36 @@ def pack(header: FileHeader, stream: bytes) -> bytes:
     elif header.prior == "caller":
         out += _floats(header.prior_mean, header.dtype) + _floats(header.prior_var, header.dtype)
     if header.mode == "progressive":
-        out += _varint(len(header.grid)) + _floats(header.grid, header.dtype)
+        steps = len(header.grid)
+        if not np.array_equal(
+            header.grid, geometric_grid(header.sigma, header.grid[0], steps, header.dtype)
+        ):
+            raise ValueError("compress: internal error: the σ grid is not `geometric_grid`.")
+        out += _varint(steps) + (_floats(header.grid[0], header.dtype) if steps > 1 else b"")
         out += _floats(np.float32(header.first_std), "float32")
-    out += stream
-    return bytes(out) + struct.pack("<I", zlib.crc32(out))
+    return bytes(out)
 
 
-def unpack(data: bytes) -> tuple[FileHeader, bytes]:
-    """Parses and checks a file; returns its header and rcc stream.
+def unpack(data: bytes) -> tuple[FileHeader, bytes, bytes]:
+    """Parses a file; returns its header, the header's bytes (for `stream_key`) and the rcc
+    stream, which `rcc` checks when it decodes it.
 
     **Raises:** `ValueError` for bytes that are not a codec file, another format version, a
-    truncated file and a corrupted one (CRC32 mismatch, or a header that contradicts itself).
+    truncated header and one that contradicts itself.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"decompress: `data` must be bytes, got {type(data).__name__}.")
     data = bytes(data)
     if data[:4] != MAGIC:
         raise ValueError("decompress: `data` is not an rdp-jax codec file (bad magic number).")
-    if len(data) < 10:
+    if len(data) < 6:
         raise ValueError("decompress: `data` is truncated.")
     if data[4] != FORMAT_VERSION:
         raise ValueError(
-            f"decompress: `data` has format version {data[4]}; this rdp-jax reads "
-            f"version {FORMAT_VERSION}."
+            f"decompress: `data` has format version {data[4]}; this rdp-jax reads version "
+            f"{FORMAT_VERSION} only (compress the items again to convert)."
         )
-    body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
-    if zlib.crc32(body) != crc:
-        raise ValueError("decompress: `data` is corrupted or truncated (CRC32 mismatch).")
-    reader = _Reader(body)
+    reader = _Reader(data)
     reader.take(5)
     flags = reader.take(1)[0]
     if flags >> 6 or (flags >> 4) & 3 >= len(PRIORS):
@@ -163,7 +199,13 @@ def unpack(data: bytes) -> tuple[FileHeader, bytes]:
     elif prior == "caller":
         prior_mean, prior_var = reader.floats(dim, dtype), reader.floats(dim, dtype)
     if mode == "progressive":
-        grid = reader.floats(reader.varint(), dtype)
+        steps = reader.varint()
+        if not 1 <= steps <= MAX_STEPS:
+            raise ValueError("decompress: `data` is corrupted (a bad number of grid steps).")
+        sigma_max = reader.floats(1, dtype)[0] if steps > 1 else sigma
+        if steps > 1 and not (np.isfinite(sigma_max) and sigma_max > sigma > 0):
+            raise ValueError("decompress: `data` is corrupted (a bad σ grid).")
+        grid = geometric_grid(sigma, sigma_max, steps, dtype)
         first_std = float(reader.floats(1, "float32")[0])
     header = FileHeader(
         mode,
@@ -180,4 +222,4 @@ def unpack(data: bytes) -> tuple[FileHeader, bytes]:
         grid,
         first_std,
     )
-    return header, body[reader.at :]
+    return header, data[: reader.at], data[reader.at :]

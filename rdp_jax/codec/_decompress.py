@@ -21,10 +21,10 @@ class FileInfo(NamedTuple):
     - `mode`, `dtype`; `shape`: of the data (no batch axis for one item); `items`, `dims`.
     - `sigma`: a float, or one per dimension; `grid`: the progressive σ grid, or `None`.
     - `prior`: how the one-shot prior is obtained ("model", "stored", "caller").
-    - `fingerprint`: the first 8 bytes of the model's `codec.identity`, hex.
+    - `fingerprint`: the first 4 bytes of the model's `codec.identity`, hex.
     - `key`: the shared key's two words.
     - `total_bits`, `header_bits` (the codec's container), `stream_bits` (the rcc stream,
-      its own header included); `bits_per_item`, `bits_per_dim`, `header_fraction`.
+      its own header and CRC32 included); `bits_per_item`, `bits_per_dim`, `header_fraction`.
     """
 
     mode: str
@@ -56,20 +56,22 @@ class DecompressInfo(NamedTuple):
     sigma: np.ndarray
 
 
-def _check_model(header: _container.FileHeader, model, where: str) -> tuple[int, ...]:
+def _check_model(header: _container.FileHeader, model, where: str) -> bytes:
+    """The model's 16-byte `identity`, once its event shape and fingerprint match the file's."""
     event = event_shape(model, where)
     if tuple(header.shape[1:]) != event:
         raise ValueError(
-            f"{where}: the file holds items of shape {header.shape[1:]} but `model` has event "
-            f"shape {event}: wrong model."
+            f"{where}: `data` holds items of shape {header.shape[1:]} but `model` has event "
+            f"shape {event}: wrong model (or a corrupted file)."
         )
-    ours = identity(model)[: _container.FINGERPRINT_BYTES]
-    if ours != header.fingerprint:
+    ours = identity(model)
+    if ours[: _container.FINGERPRINT_BYTES] != header.fingerprint:
         raise ValueError(
-            f"{where}: `model` is not the model the file was coded against (fingerprint "
-            f"{ours.hex()} != {header.fingerprint.hex()})."
+            f"{where}: `data` is corrupted, or `model` is not the model the file was coded "
+            f"against (fingerprint {ours[: _container.FINGERPRINT_BYTES].hex()} != "
+            f"{header.fingerprint.hex()})."
         )
-    return event
+    return ours
 
 
 def _prior_view(header: _container.FileHeader, model, where: str) -> GaussianView:
@@ -81,15 +83,29 @@ def _prior_view(header: _container.FileHeader, model, where: str) -> GaussianVie
     return gaussian
 
 
-def _noisy(header, stream, model, where) -> tuple[np.ndarray, GaussianView | None]:
-    """X_σ as `(n, d)`, and the view whose coordinates the one-shot message used."""
+def _checked(rcc_decode, *args, **kwargs):
+    """An rcc decoder whose errors name the file: its stream's CRC also covers the codec's
+    header and the model (`_container`), so any mismatch means one of the three is wrong."""
+    try:
+        return rcc_decode(*args, **kwargs)
+    except ValueError as error:
+        raise ValueError(
+            "decompress: `data` is corrupted or truncated, or `model` is not the model it was "
+            f"coded against (its rcc stream: {error})"
+        ) from None
+
+
+def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView | None]:
+    """X_σ as `(n, d)`, and the view whose coordinates the one-shot message used; `key` is
+    the stream's (`_container.stream_key`)."""
     n, dim = header.shape[0], math.prod(header.shape[1:])
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: the file holds float64 items; enable jax_enable_x64.")
     zeros = np.zeros(n * dim, header.dtype)
     if header.mode == "progressive":
-        x_t = rcc.progressive_decode(
-            header.key,
+        x_t = _checked(
+            rcc.progressive_decode,
+            key,
             stream,
             header.grid,
             Flat(model, header.shape),
@@ -105,16 +121,16 @@ def _noisy(header, stream, model, where) -> tuple[np.ndarray, GaussianView | Non
         if header.prior == "stored"
         else prior_std(gaussian.variances, header.sigma, header.dtype)
     )
-    z = rcc.decode(header.key, stream, zeros, np.tile(np.asarray(std, header.dtype), n))
+    z = _checked(rcc.decode, key, stream, zeros, np.tile(np.asarray(std, header.dtype), n))
     return np.asarray(z).reshape(n, dim), gaussian
 
 
 def _decode_whitened(z, sigma, rho, target: GaussianView, dtype: str, options) -> np.ndarray:
-    """The batch's components decoded as one vector of n·d independent ones: z/σ at unit noise
-    against N(0, λ/σ²) tiled over the items, scaled back by σ. One item of n·d dimensions is
-    the same ODE as n items of d (the components do not interact), and the decoder compiles
-    for n·d alone."""
-    n, dim = z.shape
+    """The batch's components decoded at unit noise: z/σ against N(0, λ/σ²), scaled back by σ.
+
+    The items stay a batch `(n, d)` of one d-dim source, so the decoder runs exactly as
+    `rdp_jax.decode` on n items (the same compiled ODE, the same cost per item)."""
+    dim = z.shape[1]
     try:
         rho = np.broadcast_to(np.asarray(rho, dtype), (dim,))
     except ValueError:
@@ -122,16 +138,8 @@ def _decode_whitened(z, sigma, rho, target: GaussianView, dtype: str, options) -
             f"decompress: `rho` of shape {np.shape(rho)} is neither a scalar nor one per "
             f"dimension ({dim},)."
         ) from None
-    sigma = np.broadcast_to(sigma, (dim,))
-    flat = GaussianView(np.zeros(n * dim), np.tile(target.variances, n), None, True)
-    u = decode(
-        (z / sigma).reshape(-1),
-        1.0,
-        np.tile(rho, n),
-        whitened(flat, np.tile(sigma, n), dtype),
-        **options,
-    )
-    return np.asarray(u, dtype).reshape(n, dim) * sigma
+    u = decode((z / sigma).astype(dtype), 1.0, rho, whitened(target, sigma, dtype), **options)
+    return np.asarray(u, dtype) * sigma
 
 
 def decompress(
@@ -165,9 +173,10 @@ def decompress(
     a wrong model (event shape or fingerprint), and bad `rho` or decode options.
     """
     where = "decompress"
-    header, stream = _container.unpack(data)
-    event = _check_model(header, model, where)
-    noisy, coords = _noisy(header, stream, model, where)
+    header, head, stream = _container.unpack(data)
+    identity_ = _check_model(header, model, where)
+    event = header.shape[1:]
+    noisy, coords = _noisy(header, _container.stream_key(head, identity_), stream, model, where)
     dtype, sigma = header.dtype, header.sigma
     if coords is not None:  # one-shot: the message is z in the prior's coordinates
         z, noisy = noisy, coords.from_coords(noisy)
@@ -191,10 +200,11 @@ def inspect(data: bytes) -> FileInfo:
 
     **Returns:** a `FileInfo`.
 
-    **Raises:** `ValueError` for bytes that are not a codec file, or a corrupted or truncated
-    one (its container; the rcc stream is checked when decompressed).
+    **Raises:** `ValueError` for bytes that are not a codec file, and a header that is truncated
+    or contradicts itself. The rcc stream, and so a corrupted or truncated file, is checked by
+    `decompress`: its CRC32 is seeded with the model's identity, which `inspect` lacks.
     """
-    header, stream = _container.unpack(data)
+    header, _, stream = _container.unpack(data)
     n, dims = header.shape[0], math.prod(header.shape[1:])
     total = 8 * len(data)
     sigma = header.sigma

@@ -94,6 +94,12 @@ def prior_std(variances: np.ndarray, sigma: np.ndarray, dtype: str) -> np.ndarra
 def whitened(view_: GaussianView, sigma: np.ndarray, dtype: str) -> scores.Gaussian:
     """The diagonal source of z/σ: N(0, λ/σ²), observed at unit noise (the VE ODE is
     scale-equivariant, so decoding z/σ at σ = 1 and scaling back decodes z at σ, per
-    component; maths §7)."""
+    component; maths §7).
+
+    Built as the `scores.Gaussian` directly: λ and σ are already checked finite and > 0, so
+    `scores.gaussian`'s validation (a device round trip per call) would only repeat it."""
     var = np.asarray(view_.variances, np.float64) / np.asarray(sigma, np.float64) ** 2
-    return scores.gaussian(jnp.zeros(view_.dim, dtype), jnp.asarray(var, dtype))
+    var = np.broadcast_to(var, (view_.dim,)).astype(dtype)
+    return scores.Gaussian(
+        mean=jnp.zeros(view_.dim, dtype), eigenvalues=jnp.asarray(var), eigenvectors=None
+    )

@@ -86,6 +86,17 @@ def sweep_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _noise_legend(axes, points) -> None:
+    """Legend entries for the markers: circles isotropic noise, squares spectrum-matched."""
+    kinds = {p.noise for p in points}
+    for noise, marker, label in (
+        ("isotropic", "o", "isotropic noise"),
+        ("matched", "s", "spectrum-matched noise"),
+    ):
+        if noise in kinds:
+            axes.plot([], [], marker, color="0.4", ms=4, mfc="none", label=label)
+
+
 def plot_sweep(points: Sequence[CodecPoint], model: scores.Gaussian, path: str | None = None):
     """Measured points over the analytic curves: (D, P) against the framework's DP curves at
     each σ (maths §7), and rate against D: the real bits and the messages' KL against
@@ -133,6 +144,7 @@ def plot_sweep(points: Sequence[CodecPoint], model: scores.Gaussian, path: str |
         ylabel="P per dim (W2²)",
         title="measured (D, P), curves: ρ ∈ [0, 1]",
     )
+    _noise_legend(dp, points)
     dp.legend(fontsize=8)
     grid = np.geomspace(min(sigmas) / 2, max(sigmas) * 2, 60)
     for rho in sorted({p.rho for p in points}):
@@ -155,6 +167,7 @@ def plot_sweep(points: Sequence[CodecPoint], model: scores.Gaussian, path: str |
     rd.plot([], [], "o", color="C0", ms=4, mfc="none", label="KL of the coded messages")
     rd.plot([], [], "-", color="0.6", label="R(D, P) along the framework (per ρ)")
     rd.set(xlabel="D per dim (MSE)", ylabel="bits / dim", title="rate: real bits over R(D, P)")
+    _noise_legend(rd, points)
     rd.legend(fontsize=8)
     if path is not None:
         fig.savefig(path, dpi=120)

@@ -102,9 +102,9 @@ def split_counts(
 
     **Returns:** the dimensions in each final chunk, in order, summing to `dim`.
     """
-    cuts = balanced_cuts(dim, base_chunks)
+    cuts = balanced_cuts(dim, base_chunks).tolist()  # Python ints: the loop is per chunk
     counts = []
-    stack = [(int(cuts[t]), int(cuts[t + 1])) for t in range(base_chunks - 1, -1, -1)]
+    stack = list(zip(cuts[-2::-1], cuts[:0:-1], strict=True))
     while stack:
         start, stop = stack.pop()
         if stop - start >= 2 and should_split(start, stop):

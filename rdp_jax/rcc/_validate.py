@@ -5,7 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import ArrayLike
 
 from rdp_jax.rcc._bitstream import ALGORITHMS, MAX_CANDIDATES
 
@@ -17,7 +17,7 @@ def key_words(key, where: str) -> np.ndarray:
     **Raises:** `ValueError` for anything else, keys of another PRNG implementation included:
     streams record their PRNG, and only Threefry-2x32 is specified.
     """
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    key = np.asarray(key) if not isinstance(key, jax.Array) else key  # no device copy
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
@@ -36,13 +36,18 @@ def key_words(key, where: str) -> np.ndarray:
     return np.asarray(key, dtype=np.uint32)
 
 
-def vector(x: ArrayLike, name: str, dtype, dim: int | None, where: str, positive=False) -> Array:
-    x = jnp.asarray(x, dtype=dtype)
+def vector(
+    x: ArrayLike, name: str, dtype, dim: int | None, where: str, positive=False
+) -> np.ndarray:
+    """`x` as a checked 1-D NumPy array of `dtype` (a canonical dtype: float64 only with x64).
+
+    Host side: every consumer (the layout, the CRC context, the regeneration) works in NumPy, so
+    a device copy would only be copied back."""
+    x = np.asarray(x, dtype=dtype)
     if x.ndim != 1 or x.shape[0] < 1 or (dim is not None and x.shape[0] != dim):
         want = "a non-empty 1-D array" if dim is None else f"shape ({dim},)"
         raise ValueError(f"{where}: `{name}` must be {want}; got shape {x.shape}.")
-    values = np.asarray(x)
-    if not np.all(np.isfinite(values)) or (positive and not np.all(values > 0)):
+    if not np.all(np.isfinite(x)) or (positive and not np.all(x > 0)):
         raise ValueError(f"{where}: `{name}` must be finite" + (" and > 0." if positive else "."))
     return x
 
