@@ -31,6 +31,16 @@ COLUMNS = (
 )
 
 
+def rate_fields(point) -> dict:
+    """The rate columns every sweep row shares: the file's bits/dim with SE, its KL and header."""
+    return {
+        "bits_per_dim": float(point.bits_per_dim.value),
+        "bits_se": float(point.bits_per_dim.stderr),
+        "kl_bits_per_dim": point.kl_bits_per_dim,
+        "header_bits_per_dim": point.header_bits_per_dim,
+    }
+
+
 def sweep_rows(points: Sequence[CodecPoint]) -> list[dict]:
     """One flat dict per point, keyed by `COLUMNS` (rates in bits/dim; D, P per item)."""
     return [
@@ -38,10 +48,7 @@ def sweep_rows(points: Sequence[CodecPoint]) -> list[dict]:
             "noise": p.noise,
             "sigma": p.sigma,
             "rho": p.rho,
-            "bits_per_dim": float(p.bits_per_dim.value),
-            "bits_se": float(p.bits_per_dim.stderr),
-            "kl_bits_per_dim": p.kl_bits_per_dim,
-            "header_bits_per_dim": p.header_bits_per_dim,
+            **rate_fields(p),
             "information_rate": p.information_rate,
             "optimal_rate": p.optimal_rate,
             "D": float(p.distortion.value),

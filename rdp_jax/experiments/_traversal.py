@@ -17,6 +17,7 @@ from jaxtyping import ArrayLike, PRNGKeyArray
 
 from rdp_jax import codec, metrics, scores
 from rdp_jax._decoder import decode, posterior_sample
+from rdp_jax.experiments._codec_report import rate_fields
 from rdp_jax.experiments._codec_sweep import _bits
 
 DECODERS = ("learned", "gaussian fit", "tweedie", "posterior")
@@ -180,10 +181,7 @@ def traversal_rows(points: Sequence[TraversalPoint]) -> list[dict]:
             "decoder": p.decoder,
             "sigma": p.sigma,
             "rho": p.rho,
-            "bits_per_dim": float(p.bits_per_dim.value),
-            "bits_se": float(p.bits_per_dim.stderr),
-            "kl_bits_per_dim": p.kl_bits_per_dim,
-            "header_bits_per_dim": p.header_bits_per_dim,
+            **rate_fields(p),
             "mse": float(p.mse.value),
             "mse_se": float(p.mse.stderr),
             "P": float(p.perception.value),
