@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).parent / "data"
-GOLDEN = DATA / "rcc_golden_v6.json"
+GOLDEN = DATA / "rcc_golden_v7.json"
 
 
 def cpu_variants() -> dict[str, dict[str, str]]:

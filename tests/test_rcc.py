@@ -189,7 +189,7 @@ def stream(request):
     else:
         q_mean, q_std, p_mean, p_std = diffusion_channel(60, seed=1, abar=0.9)
     data = rcc.encode(jax.random.key(0), q_mean, q_std, p_mean, p_std, num_candidates=1024)
-    segment = unpack(data)[0].segments[0]
+    segment = unpack(data, dim=60)[0].segments[0]
     assert segment.layout == request.param and segment.layout_q > 1
     return data, p_mean, p_std
 
@@ -211,24 +211,30 @@ def test_every_truncation_raises(stream):
     for n in range(len(data)):
         with pytest.raises(ValueError, match=_BAD_STREAM):
             rcc.decode(jax.random.key(0), data[:n], p_mean, p_std)
-    with pytest.raises(ValueError, match="CRC32"):
+    # A byte more moves the CRC's first byte into the block: it misparses or fails the CRC.
+    with pytest.raises(ValueError, match=_BAD_STREAM):
         rcc.decode(jax.random.key(0), data + b"\0", p_mean, p_std)
 
 
 def test_bad_version_raises(stream):
     data, p_mean, p_std = stream
-    other = rcc.FORMAT_VERSION + 1
-    with pytest.raises(ValueError, match=f"version {other}"):
-        rcc.decode(jax.random.key(0), data[:2] + bytes([other]) + data[3:], p_mean, p_std)
+    for other in (rcc.FORMAT_VERSION - 1, rcc.FORMAT_VERSION + 1):
+        with pytest.raises(ValueError, match=f"unsupported format version {other}"):
+            changed = bytes([data[0] & 0xF0 | other]) + data[1:]
+            rcc.decode(jax.random.key(0), changed, p_mean, p_std)
+    # and a stream of format 6 or 5, which began with the two bytes "RJ" and the version
+    for old in (5, 6):
+        with pytest.raises(ValueError, match=f"unsupported format version {old} .*reads 7"):
+            rcc.decode(jax.random.key(0), b"RJ" + bytes([old]) + data[1:], p_mean, p_std)
 
 
 def test_random_bytes_are_not_a_stream():
     # The magic number turns foreign bytes into one clear error, not a version or CRC complaint;
-    # the 2⁻¹⁶ of random strings that begin with it fail later checks instead.
+    # the 1/16 of random strings that begin with it fail later checks (the CRC) instead.
     rng = np.random.default_rng(0)
     for n in (0, 1, 2, 5, 40, 500):
         blob = bytes(rng.integers(0, 256, n, dtype=np.uint8))
-        assert blob[:2] != MAGIC
+        assert not blob or (blob[0] >> 4 != MAGIC and blob[:2] != b"RJ")
         with pytest.raises(ValueError, match="not an rdp-jax stream"):
             rcc.decode(jax.random.key(0), blob, np.zeros(3), np.ones(3))
     with pytest.raises(ValueError, match="not an rdp-jax stream"):
@@ -275,25 +281,25 @@ _CODELENGTH_CASES = [
 ]
 
 
-def _layout_symbol_bits(data, dim) -> float:
+def _layout_symbol_bits(data, dim, steps=None) -> float:
     """The ideal codelength of the stream's layout symbols under their own tables."""
     from rdp_jax.rcc._layout_code import layout_symbols
 
     bits = 0.0
-    for segment in unpack(data)[0].segments:
+    for segment in unpack(data, dim=dim, steps=steps)[0].segments:
         symbols, table = layout_symbols(dim, segment) if len(segment.counts) > 1 else (0, None)
         bits += 0.0 if table is None else table.bits(symbols)
     return bits
 
 
-def _assert_payload_is_ideal(data, dim, payload_bits, index_bits, num_chunks):
+def _assert_payload_is_ideal(data, dim, payload_bits, index_bits, num_chunks, steps=None):
     """What is stored is the ideal codelength of the indices and the layout under their integer
     tables, plus the range coder's rounding: the block is the shortest byte string inside the
     message's interval of width P, so it holds at most −log2 P + 1 bits rounded up to a byte
     (+ 9), and constriction's finite-precision intervals add < 2⁻⁷ bits per symbol (two symbols a
     chunk at most). It is shorter than −log2 P only by luck, t bits with probability ≲ 2^−t: −20
     fails falsely with probability ≲ 1e-6 per stream."""
-    ideal = index_bits + _layout_symbol_bits(data, dim)
+    ideal = index_bits + _layout_symbol_bits(data, dim, steps)
     assert -20 <= payload_bits - ideal <= 9 + 2 * num_chunks / 128, (payload_bits, ideal)
 
 
@@ -447,19 +453,72 @@ def test_progressive_round_trip_and_hand_off_to_decode(algorithm):
     kl0 = np.sum(np.log(ps / s1) + (s1**2 + (x - pm) ** 2) / (2 * ps**2) - 0.5) / math.log(2)
     np.testing.assert_allclose(info.step_kl_bits[0], kl0, rtol=1e-12)
     chunks = int(info.step_num_chunks.sum())
-    _assert_payload_is_ideal(data, len(x), info.payload_bits, info.step_index_bits.sum(), chunks)
-    # Each step's share: what is left of the stream is its shared header and CRC, within the
-    # coder's rounding (as `_assert_payload_is_ideal`), unless some step boosts its counts.
-    from rdp_jax.rcc._bitstream import unpack
-    from rdp_jax.rcc._layout_code import varint_bits
-
+    _assert_payload_is_ideal(
+        data, len(x), info.payload_bits, info.step_index_bits.sum(), chunks, len(grid)
+    )
+    # Each step's share: what is left of the stream is its shared part (magic byte, CRC and
+    # the stream's fields: dtype, algorithm, kind, PRNG, N = 2^8), within the coder's rounding
+    # (as `_assert_payload_is_ideal`). A step of one chunk pays at most 14 bits of header.
     assert info.step_bits.shape == (len(grid),) and np.all(info.step_bits > info.step_index_bits)
-    if not any(s.extra.any() for s in unpack(data)[0].segments):
-        shared = 32 + sum(varint_bits(v) for v in (len(x), 256, len(grid))) + 32
-        assert -20 <= 8 * len(data) - shared - info.step_bits.sum() <= 9 + 2 * chunks / 128
+    assert np.all(info.step_header_bits <= 14 + 12 * (info.step_num_chunks > 1))
+    shared = 8 + 32 + _stream_field_bits(256)
+    assert -20 <= 8 * len(data) - shared - info.step_bits.sum() <= 9 + 2 * chunks / 128
+    assert info.header_bits == 8 * len(data) - info.payload_bits
     # x_t is a valid decoder input at σ_target
     x_hat = rdp_jax.decode(x_t, grid[-1], 0.5, model, num_steps=8)
     assert x_hat.shape == x.shape and np.all(np.isfinite(np.asarray(x_hat)))
+
+
+def _stream_field_bits(num_candidates, dim=None) -> float:
+    """The ideal codelength of a stream's own fields (`_fields`), written out: dtype, algorithm
+    and kind 1 bit each, the PRNG's near-certain 0, d when sent, and N's exponent and flag."""
+    from rdp_jax.rcc import _fields
+
+    bits = 3 + _fields.prng_table().bits([0])
+    if dim is not None:
+        bits += _fields.lengths().dim.bits([dim.bit_length()]) + dim.bit_length() - 1
+    exponent = num_candidates.bit_length() - 1
+    rest = num_candidates - (1 << exponent)
+    return (
+        bits
+        + _fields.exponent_table().bits([exponent])
+        + _fields.flag_table(16).bits([int(rest > 0)])
+        + (exponent if rest else 0)
+    )
+
+
+@pytest.mark.parametrize("algorithm", rcc.ALGORITHMS)
+def test_one_chunk_steps_pay_a_few_bits_of_header(algorithm):
+    # Steps of a few bits of KL are one chunk each: their header is C − 1 = 0 and the index
+    # law's two parameters at 1 significant bit (format v6 spent 24 bits of varints on it).
+    model, _, prior, x, var = _diffc_setup(2)
+    grid = np.geomspace(3.0, 1.0, 6)
+    prior["prior_std"] = np.sqrt(var + grid[0] ** 2)
+    key = jax.random.key(3)
+    data, info = rcc.progressive_encode(
+        key, x, grid, model, algorithm=algorithm, num_candidates=64, return_info=True, **prior
+    )
+    assert np.all(info.step_num_chunks == 1)
+    assert np.all(info.step_header_bits <= 14), info.step_header_bits
+    assert np.asarray(rcc.progressive_decode(key, data, grid, model, **prior)).tobytes() == (
+        np.asarray(info.sample).tobytes()
+    )
+
+
+def test_progressive_stream_carries_d_only_without_a_prior():
+    model, grid, _, x, _ = _diffc_setup()
+    key = jax.random.key(4)
+    data, info = rcc.progressive_encode(key, x, grid, model, num_candidates=64, return_info=True)
+    assert np.asarray(rcc.progressive_decode(key, data, grid, model)).tobytes() == (
+        np.asarray(info.sample).tobytes()
+    )
+    prior = {"prior_mean": np.zeros(6), "prior_std": np.full(6, math.sqrt(1 + grid[0] ** 2))}
+    given = rcc.progressive_encode(key, x, grid, model, num_candidates=64, **prior)
+    # the default prior is this one: the streams differ by d's field alone (6: 3 bits + length)
+    assert np.asarray(rcc.progressive_decode(key, given, grid, model, **prior)).tobytes() == (
+        np.asarray(info.sample).tobytes()
+    )
+    assert len(given) <= len(data)
 
 
 def test_progressive_rejects_wrong_model_grid_or_stream():
@@ -478,10 +537,15 @@ def test_progressive_rejects_wrong_model_grid_or_stream():
     corrupted = data[:5] + bytes([data[5] ^ 0x40]) + data[6:]
     with pytest.raises(ValueError, match=r"^progressive_decode: "):
         rcc.progressive_decode(key, corrupted, grid, model, **prior)
-    with pytest.raises(ValueError, match=r"^progressive_decode: `data` is truncated"):
+    with pytest.raises(ValueError, match=r"^progressive_decode: .*truncated"):
         rcc.progressive_decode(key, data[:8], grid, model, **prior)
-    with pytest.raises(ValueError, match="steps"):
+    # The stream does not carry S (the grid gives it) nor d (the prior does): a shorter grid
+    # or prior reads it otherwise, which the CRC, or the payload, rejects.
+    with pytest.raises(ValueError, match=r"^progressive_decode: .*(CRC32.*`sigmas`|corrupted)"):
         rcc.progressive_decode(key, data, grid[:-1], model, **prior)
+    short = {k: v[:-1] for k, v in prior.items()}
+    with pytest.raises(ValueError, match=r"^progressive_decode: .*(CRC32.*`prior_mean`|corrupt)"):
+        rcc.progressive_decode(key, data, grid, model, **short)
     with pytest.raises(ValueError, match="one-shot"):
         rcc.progressive_decode(key, rcc.encode(key, x, np.ones(6), x, np.ones(6)), grid, model)
     with pytest.raises(ValueError, match="progressive"):

@@ -221,8 +221,9 @@ def test_layouts_survive_the_bitstream(d, c, answers, seed):
     )
     header = Header("float64", "pfr", True, d, 256, segments)
     indices = [rng.integers(0, 256 << s.extra) for s in segments]
-    data, _ = pack(header, indices, b"context")
-    parsed, got = unpack(data)
+    packed = pack(header, indices, b"context", send_dim=bool(seed % 2))
+    parsed, got = unpack(packed.data, dim=None if seed % 2 else d, steps=2)
+    assert parsed.dim == d
     for want, have, i, j in zip(segments, parsed.segments, indices, got, strict=True):
         # A single chunk has no layout to store: it reads back as "cuts".
         assert have.layout == (want.layout if len(want.counts) > 1 else "cuts")

@@ -197,11 +197,12 @@ def test_index_law_keeps_its_precision_at_the_largest_count():
     assert 0.0 < excess < 0.03
 
 
-def test_streams_of_an_older_format_raise_a_clear_error():
-    # The v5 golden streams, kept for this: every one names its version and what to do.
-    old = json.loads((GOLDEN.parent / "rcc_golden_v5.json").read_text())["cases"]
+@pytest.mark.parametrize("version", [5, 6])
+def test_streams_of_an_older_format_raise_a_clear_error(version):
+    # The v5 and v6 golden streams, kept for this: every one names its version and what to do.
+    old = json.loads((GOLDEN.parent / f"rcc_golden_v{version}.json").read_text())["cases"]
     for case in old:
-        with pytest.raises(ValueError, match=r"format version 5 .*reads 6 only.*encode"):
+        with pytest.raises(ValueError, match=rf"format version {version} .*reads 7 only.*encode"):
             decode_golden(case)
 
 

@@ -1,41 +1,43 @@
-"""The byte format: magic, header, range-coded indices and layouts (constriction), CRC32.
+"""The byte format: a magic byte, the version, one range-coded block (constriction), CRC32.
 
 A stream carries S ≥ 1 *segments*, each one channel-simulated Gaussian message with its own
 chunk layout and index law: `encode` writes one, the progressive coder one per σ step. Every law
-is an integer table built from header integers (`_tables`), and the candidates follow
-`_candidates`, so a stream decodes to the same bits on every machine. Format version 6
-(integers are unsigned LEB128 varints unless stated):
+is an integer table built from integers the stream carries (`_tables`), and the candidates
+follow `_candidates`, so a stream decodes to the same bits on every machine. Format version 7:
 
 ==============  =============================================================================
 field           content
 ==============  =============================================================================
-magic           2 bytes, `MAGIC` ("RJ")
-version         1 byte, `FORMAT_VERSION`
-flags           1 byte: bit 0 dtype (0 float32, 1 float64), bits 1-2 algorithm (0 PFR, 1 ORC),
-                bit 3 progressive, bits 4-5 the PRNG (0: Threefry-2x32 as `_candidates`
-                specifies), bit 6 set when some segment boosts candidate counts
-d, N, S         the dimension, the candidates per chunk, the number of segments
-per segment     C (chunks), kl (the mean chunk KL in 1/16 bit) and sd (the sd of ln w per
-                chunk in 1/16 nat), the parameters of the index law
-                (`_index_model.index_law`); then, if C > 1, 2·a + m with m the layout mode
-                and a its parameter, and for the split mode the base chunk count C₀
-                (`_layout_code`); then, if flag bit 6 is set, B, the boosted chunk count
-payload         one range-coded block: per segment, the chunks' candidate-count exponents
-                (if B > 0), the C indices, chunk c's under the index law of N·2^(e_c)
-                candidates (each index as its knot interval under the law's integer
-                table, then its offset in the interval's b raw bits, grouped by b:
-                `_index_model.IndexLaw`; v5 coded one frequency per index), then the
-                layout symbols (`_layout_code`). The block is cut to the
-                shortest byte string that still decodes to the same symbols when zero-padded
-                (checked by decoding it), which saves the ~15 bits a sealed range coder
-                spends on its final word.
+magic, version  1 byte: its high 4 bits `MAGIC` (0xD), its low 4 bits `FORMAT_VERSION`
+block           one range-coded block. First the stream's fields (`_fields`): the dtype, the
+                algorithm (PFR or ORC), the progressive flag, the PRNG (0: Threefry-2x32 as
+                `_candidates` specifies), d unless the decoder holds the prior (always for
+                `decode`; for `progressive_decode` when `prior_mean` is given), N. S is not
+                sent: it is 1, or the length of the σ grid the decoder is given. Then, per
+                segment: C − 1; the index-law parameters kl (mean chunk KL, 1/16 bit) and sd
+                (of ln w, 1/16 nat, as its difference from the sd of an all-mean-shift chunk of
+                KL kl, `_fields.predicted_sd_q`), both rounded to the precision
+                `_fields.law_precision(C)`; a flag and B, the boosted chunk count; for C > 1 the
+                layout mode, then the cut law's scale (cuts) or C − C₀ and P(split) (split),
+                `_layout_code`; then the segment's payload: the chunks' candidate-count
+                exponents (if B > 0), the C indices, chunk c's under the index law of N·2^(e_c)
+                candidates (each as its knot interval under the law's integer table, then its
+                offset in the interval's b raw bits, grouped by b: `_index_model.IndexLaw`),
+                then the layout symbols (`_layout_code`). The block is cut to the shortest byte
+                string that still decodes to the same symbols when zero-padded (checked by
+                decoding it), which saves the ~15 bits a sealed range coder spends on its final
+                word.
 crc             4 bytes big-endian: CRC32 of everything above, seeded with the CRC32 of the
                 decoder's context (the key data, the bytes of the prior, and for progressive
                 streams the σ grid and the score model's fingerprint) and of the digests of
-                every table the stream is coded with. A corrupted or truncated stream, a wrong
-                key, prior or score model, or a decoder whose tables differ in any bit all fail
-                this check (unnoticed with probability 2⁻³²).
+                every index-law and layout table the stream is coded with. A corrupted or
+                truncated stream, a wrong key, prior, grid or score model, or a decoder whose
+                tables differ in any bit all fail this check (unnoticed with probability
+                2⁻³²).
 ==============  =============================================================================
+
+Format v6 (two magic bytes "RJ", then the version) put the header in LEB128 varints, a byte or
+more per field; its streams, and v5's, are refused with their version named.
 """
 
 import zlib
@@ -44,7 +46,9 @@ from typing import NamedTuple
 import constriction
 import numpy as np
 
-from rdp_jax.rcc._index_model import IndexLaw, index_law, uniform_table
+from rdp_jax.rcc import _fields
+from rdp_jax.rcc._fields import Reader, Writer
+from rdp_jax.rcc._index_model import IndexLaw, index_bits, index_law, uniform_table
 from rdp_jax.rcc._layout_code import (
     LAYOUTS,
     MAX_CANDIDATES,
@@ -53,19 +57,22 @@ from rdp_jax.rcc._layout_code import (
     cut_table,
     decode_layout,
     extra_table,
-    layout_fields,
     layout_symbols,
     max_extra,
     split_table,
 )
 from rdp_jax.rcc._tables import Table
 
-MAGIC = b"RJ"
-FORMAT_VERSION = 6
+# One byte says "rdp-jax, format v": a foreign byte string passes it with probability 1/16, and
+# then fails the CRC (2⁻³²) if nothing else.
+MAGIC = 0xD
+FORMAT_VERSION = 7
+LEGACY_MAGIC = b"RJ"  # formats 5 and 6: two magic bytes, then the version
 DTYPES = ("float32", "float64")
 ALGORITHMS = ("pfr", "orc")
 PRNGS = ("threefry2x32",)
-_FIXED = len(MAGIC) + 2  # magic, version, flags
+_FIXED = 1
+_CRC = 4
 
 
 class Segment(NamedTuple):
@@ -94,30 +101,53 @@ class Header(NamedTuple):
     segments: tuple[Segment, ...]
 
 
-def _put_varint(out: bytearray, value: int) -> None:
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return
+class Packed(NamedTuple):
+    """What `pack` returns: the stream, the segments as coded (their index-law and layout
+    parameters rounded to what the stream carries), and its bits: `payload_bits`, the block
+    less its header fields' ideal codelength (so the coder's last bits count as payload);
+    `header_bits`, the rest (the magic and version byte, the fields, CRC); `step_header_bits`, each
+    segment's fields' ideal codelength."""
 
-
-def _get_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ValueError("decode: `data` is truncated or corrupted (bad header varint).")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
+    data: bytes
+    segments: tuple[Segment, ...]
+    payload_bits: int
+    header_bits: int
+    step_header_bits: np.ndarray
 
 
 def _boosted(segment: Segment) -> int:
     return int(np.count_nonzero(segment.extra))
+
+
+def coded(segment: Segment, indices: np.ndarray, num_candidates: int, algorithm: str) -> Segment:
+    """`segment` with its parameters at the precision the stream carries them: the layout's
+    rounded down to 3 significant bits (a nonzero one stays nonzero and in range), and the
+    index law's (kl, sd) at `_fields.law_precision(C)`, kl rounded down or up and sd's offset
+    from its prediction 0 or rounded, whichever of the four codes the fields and `indices` in
+    the fewest bits (the encoder's choice: the decoder reads what was chosen)."""
+    num_chunks = len(segment.counts)
+    if num_chunks > 1:
+        segment = segment._replace(
+            layout_q=_fields.round_layout_q(segment.layout, segment.layout_q)
+        )
+    precision = _fields.law_precision(num_chunks)
+    kl_q, sd_q = _fields.clamp_law(segment.kl_q, segment.sd_q)
+    segment = segment._replace(kl_q=kl_q, sd_q=sd_q)
+
+    def bits(candidate: Segment) -> float:
+        fields = _fields.cost(lambda out: _fields.write_segment(out, candidate))
+        law = (num_candidates, candidate.kl_q, candidate.sd_q, algorithm)
+        return fields + index_bits(indices, candidate.extra, *law)
+
+    candidates = []
+    for up in (False, True):
+        kl_q = _fields.round_significant(segment.kl_q, precision, up)
+        predicted = _fields.predicted_sd_q(kl_q)
+        off = _fields.round_significant(abs(segment.sd_q - predicted), precision)
+        for sd_q in (predicted, predicted + off if segment.sd_q >= predicted else predicted - off):
+            if sd_q >= 0:  # a rounded offset below −predicted is not a law
+                candidates.append(segment._replace(kl_q=kl_q, sd_q=sd_q))
+    return min(candidates, key=bits)
 
 
 def _index_runs(header: Header, segment: Segment):
@@ -143,6 +173,25 @@ def _segment_tables(header: Header, segment: Segment) -> list[Table]:
     return tables
 
 
+def _read_segment_fields(reader: Reader, dim: int, num_candidates: int) -> Segment:
+    num_chunks, kl_q, sd_q, boosted, mode, layout_q, base_chunks = _fields.read_segment(reader)
+    if (
+        num_chunks > dim
+        or not 0 <= sd_q < 1 << _fields.MAX_LAW_BITS
+        or not 1 <= base_chunks <= num_chunks
+        or (mode and layout_q >= SPLIT_SCALE)
+        or (not mode and layout_q > MAX_CUT_SCALE)
+        or boosted > num_chunks
+        or (boosted and not max_extra(num_candidates))
+    ):
+        raise _corrupt("inconsistent header: chunk layout")
+    # `extra` holds B nonzero placeholders until the payload gives the exponents.
+    extra = np.zeros(num_chunks, dtype=np.int64)
+    extra[:boosted] = 1
+    counts = np.zeros(num_chunks, dtype=np.int64)
+    return Segment(kl_q, sd_q, LAYOUTS[mode], layout_q, base_chunks, counts, extra)
+
+
 def _encode_indices(encoder, law: IndexLaw, indices: np.ndarray) -> None:
     """The indices' intervals under the law, then their offsets, b raw bits each, grouped by
     b in increasing order (the decoder learns every b from the intervals)."""
@@ -163,82 +212,117 @@ def _decode_indices(decoder, law: IndexLaw, count: int) -> np.ndarray:
     return indices
 
 
-def _decode_block(block: bytes, header: Header) -> list[Segment]:
-    """Each segment with its indices' exponents and chunk widths filled in, and the indices,
-    from a zero-padded block."""
+def _write_stream_fields(out: Writer, header: Header, send_dim: bool) -> None:
+    out.symbol(DTYPES.index(header.dtype), _fields.flag_table(2))
+    out.symbol(ALGORITHMS.index(header.algorithm), _fields.flag_table(2))
+    out.symbol(int(header.progressive), _fields.flag_table(2))
+    out.symbol(0, _fields.prng_table())
+    if send_dim:
+        out.uint(header.dim, _fields.lengths().dim)
+    out.count(header.num_candidates)
+
+
+def _read_block(block: bytes, dim: int | None, steps: int | None) -> tuple[Header, list]:
+    """The header (each segment with its chunk widths and exponents) and the indices, from a
+    zero-padded block; `dim` None when the stream carries d, `steps` None for one-shot."""
     words = np.frombuffer(block + b"\0" * (-len(block) % 4), dtype=">u4").astype(np.uint32)
-    out = []
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    reader = Reader(decoder)
+    dtype = DTYPES[reader.symbol(_fields.flag_table(2))]
+    algorithm = ALGORITHMS[reader.symbol(_fields.flag_table(2))]
+    progressive = bool(reader.symbol(_fields.flag_table(2)))
+    if progressive != (steps is not None):
+        raise _KindError(progressive)
+    prng = reader.symbol(_fields.prng_table())
+    if prng >= len(PRNGS):
+        raise _StreamError(f"decode: `data` uses an unknown PRNG (code {prng}).")
+    if dim is None:
+        dim = reader.uint(_fields.lengths().dim)
+    num_candidates = reader.count()
+    if dim < 1 or not 2 <= num_candidates <= MAX_CANDIDATES:
+        raise _corrupt("inconsistent header: d or N")
+    header = Header(dtype, algorithm, progressive, dim, num_candidates, ())
+    segments, indices = [], []
+    for _ in range(steps or 1):
+        segment = _read_segment_fields(reader, dim, num_candidates)
+        num_chunks = len(segment.counts)
+        extra = np.zeros(num_chunks, dtype=np.int64)
+        if _boosted(segment):
+            table = extra_table(num_chunks, _boosted(segment), num_candidates)
+            extra = decoder.decode(table.model, num_chunks).astype(np.int64)
+            if np.count_nonzero(extra) != _boosted(segment):
+                raise _corrupt("inconsistent candidate counts")
+        segment = segment._replace(extra=extra)
+        chosen = np.empty(num_chunks, dtype=np.int64)
+        for start, end, law in _index_runs(header, segment):
+            chosen[start:end] = _decode_indices(decoder, law, end - start)
+        counts = decode_layout(decoder, dim, segment).astype(np.int64)
+        if len(counts) != num_chunks or np.any(counts < 1):
+            raise _corrupt("inconsistent chunk layout")
+        segments.append(segment._replace(counts=counts))
+        indices.append(chosen)
+    return header._replace(segments=tuple(segments)), indices
+
+
+class _StreamError(ValueError):
+    """What the parser found wrong with a stream (other errors are the range decoder's)."""
+
+
+def _corrupt(what: str) -> _StreamError:
+    return _StreamError(f"decode: `data` is truncated or corrupted ({what}).")
+
+
+class _KindError(_StreamError):
+    """A one-shot stream given to the progressive decoder, or the other way round."""
+
+    def __init__(self, progressive: bool):
+        super().__init__(
+            "decode: `data` is a progressive stream; use `progressive_decode`."
+            if progressive
+            else "decode: `data` is a one-shot stream; use `rdp_jax.rcc.decode`."
+        )
+
+
+def _decode_block(block: bytes, dim: int | None, steps: int | None) -> tuple[Header, list]:
     try:
-        decoder = constriction.stream.queue.RangeDecoder(words)
-        for segment in header.segments:
-            num_chunks = len(segment.counts)
-            extra = np.zeros(num_chunks, dtype=np.int64)
-            if _boosted(segment):
-                table = extra_table(num_chunks, _boosted(segment), header.num_candidates)
-                extra = decoder.decode(table.model, num_chunks).astype(np.int64)
-            segment = segment._replace(extra=extra)
-            chosen = np.empty(num_chunks, dtype=np.int64)
-            for start, end, law in _index_runs(header, segment):
-                chosen[start:end] = _decode_indices(decoder, law, end - start)
-            counts = decode_layout(decoder, header.dim, segment).astype(np.int64)
-            out.append((segment._replace(counts=counts), chosen))
+        return _read_block(block, dim, steps)
+    except _StreamError:
+        raise
     except Exception as error:  # constriction signals malformed data with its own error types
         raise ValueError(
             f"decode: `data` is truncated or corrupted: its payload does not decode ({error})."
         ) from None
-    return out
 
 
-def _decodes_to(block: bytes, header: Header, indices: list[np.ndarray]) -> bool:
+def _decodes_to(block: bytes, header: Header, indices: list[np.ndarray], dim, steps) -> bool:
     try:
-        decoded = _decode_block(block, header)
+        got, decoded = _decode_block(block, dim, steps)
     except ValueError:
         return False
-    return all(
+    return got.dim == header.dim and all(
         np.array_equal(chosen, want)
-        and np.array_equal(got.counts, segment.counts)
-        and np.array_equal(got.extra, segment.extra)
-        for (got, chosen), want, segment in zip(decoded, indices, header.segments, strict=True)
+        and np.array_equal(a.counts, b.counts)
+        and np.array_equal(a.extra, b.extra)
+        and a[:5] == b[:5]
+        for a, b, chosen, want in zip(got.segments, header.segments, decoded, indices, strict=True)
     )
 
 
-def _shortest_block(block: bytes, header: Header, indices: list[np.ndarray]) -> bytes:
+def _shortest_block(block: bytes, header: Header, indices, dim, steps) -> bytes:
     """The shortest prefix of `block`, possibly with its last byte incremented, that decodes to
-    `indices` and the header's layouts. Valid code values form an interval, so the search stops
-    at the first length with neither candidate (the truncation, and the truncation plus one unit
-    in its last byte)."""
+    the header and `indices`. Valid code values form an interval, so the search stops at the
+    first length with neither candidate (the truncation, and the truncation plus one unit in its
+    last byte)."""
     best = block
     for length in range(len(block) - 1, -1, -1):
         cut = block[:length]
         bumped = int.from_bytes(cut, "big") + 1
         candidates = [cut] + ([bumped.to_bytes(length, "big")] if bumped < 256**length else [])
-        found = next((c for c in candidates if _decodes_to(c, header, indices)), None)
+        found = next((c for c in candidates if _decodes_to(c, header, indices, dim, steps)), None)
         if found is None:
             break
         best = found
     return best
-
-
-def _header_bytes(header: Header) -> bytearray:
-    boosts = any(_boosted(segment) for segment in header.segments)
-    flags = (
-        DTYPES.index(header.dtype)
-        | ALGORITHMS.index(header.algorithm) << 1
-        | int(header.progressive) << 3
-        | int(boosts) << 6
-    )
-    out = bytearray(MAGIC + bytes([FORMAT_VERSION, flags]))
-    for value in (header.dim, header.num_candidates, len(header.segments)):
-        _put_varint(out, value)
-    for segment in header.segments:
-        values = [len(segment.counts), segment.kl_q, segment.sd_q]
-        if len(segment.counts) > 1:  # one chunk needs no layout (`plan_layout` makes it "cuts")
-            values += layout_fields(segment)
-        if boosts:
-            values.append(_boosted(segment))
-        for value in values:
-            _put_varint(out, int(value))
-    return out
 
 
 def crc(stream: bytes, header: Header, context: bytes) -> bytes:
@@ -250,17 +334,29 @@ def crc(stream: bytes, header: Header, context: bytes) -> bytes:
     return zlib.crc32(stream, seed).to_bytes(4, "big")
 
 
-def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[bytes, int]:
+def pack(header: Header, indices: list[np.ndarray], context: bytes, send_dim: bool) -> Packed:
     """Serialises the header and each segment's exponents, indices and layout.
 
     `context` is what the decoder must supply identically (key data, prior bytes, ...): it seeds
-    the CRC and is not stored.
+    the CRC and is not stored. `send_dim`: whether the stream carries d (the decoder cannot
+    take it from a prior). The segments' parameters are rounded first (`coded`).
 
-    **Returns:** the stream and the length of its payload block in bytes.
+    **Returns:** a `Packed`.
     """
-    out = _header_bytes(header)
+    header = header._replace(
+        segments=tuple(
+            coded(s, chosen, header.num_candidates, header.algorithm)
+            for s, chosen in zip(header.segments, indices, strict=True)
+        )
+    )
     encoder = constriction.stream.queue.RangeEncoder()
+    out = Writer(encoder)
+    _write_stream_fields(out, header, send_dim)
+    step_bits = []
     for segment, chosen in zip(header.segments, indices, strict=True):
+        before = out.bits
+        _fields.write_segment(out, segment)
+        step_bits.append(out.bits - before)
         if _boosted(segment):
             table = extra_table(len(segment.counts), _boosted(segment), header.num_candidates)
             encoder.encode(segment.extra.astype(np.int32), table.model)
@@ -269,53 +365,23 @@ def pack(header: Header, indices: list[np.ndarray], context: bytes) -> tuple[byt
         symbols, table = layout_symbols(header.dim, segment)
         if table is not None:
             encoder.encode(symbols, table.model)
-    block = _shortest_block(encoder.get_compressed().astype(">u4").tobytes(), header, indices)
-    out += block
-    out += crc(bytes(out), header, context)
-    return bytes(out), len(block)
+    dim = None if send_dim else header.dim
+    steps = len(header.segments) if header.progressive else None
+    words = encoder.get_compressed().astype(">u4").tobytes()
+    block = _shortest_block(words, header, indices, dim, steps)
+    data = bytes([MAGIC << 4 | FORMAT_VERSION]) + block
+    data += crc(data, header, context)
+    payload = 8 * len(block) - round(out.bits)
+    return Packed(data, header.segments, payload, 8 * len(data) - payload, np.array(step_bits))
 
 
-def _read_segments(data: bytes, pos: int, end: int, dim: int, boosts: bool, num_candidates: int):
-    num_segments, pos = _get_varint(data, pos, end)
-    if not 1 <= num_segments <= end:
-        raise ValueError("decode: `data` is corrupted (inconsistent header: segment count).")
-    segments = []
-    for _ in range(num_segments):
-        num_chunks, pos = _get_varint(data, pos, end)
-        kl_q, pos = _get_varint(data, pos, end)
-        sd_q, pos = _get_varint(data, pos, end)
-        layout = 0
-        if num_chunks > 1:
-            layout, pos = _get_varint(data, pos, end)
-        mode, layout_q = layout & 1, layout >> 1
-        base_chunks = num_chunks
-        if mode:
-            base_chunks, pos = _get_varint(data, pos, end)
-        boosted = 0
-        if boosts:
-            boosted, pos = _get_varint(data, pos, end)
-        if (
-            not 1 <= base_chunks <= num_chunks <= dim
-            or (mode and layout_q >= SPLIT_SCALE)
-            or (mode and not layout_q and base_chunks != num_chunks)
-            or (not mode and layout_q > MAX_CUT_SCALE)
-            or boosted > num_chunks
-            or (boosted and not max_extra(num_candidates))
-        ):
-            raise ValueError("decode: `data` is corrupted (inconsistent header: chunk layout).")
-        # `extra` holds B nonzero placeholders until the payload gives the exponents.
-        extra = np.zeros(num_chunks, dtype=np.int64)
-        extra[:boosted] = 1
-        counts = np.zeros(num_chunks, dtype=np.int64)
-        segments.append(Segment(kl_q, sd_q, LAYOUTS[mode], layout_q, base_chunks, counts, extra))
-    return tuple(segments), pos
-
-
-def unpack(data: bytes, where: str = "decode") -> tuple[Header, list[np.ndarray]]:
+def unpack(
+    data: bytes, where: str = "decode", *, dim: int | None = None, steps: int | None = None
+) -> tuple[Header, list[np.ndarray]]:
     """`parse` with its errors named after the caller, `where` ("decode" or
     "progressive_decode")."""
     try:
-        return parse(data)
+        return parse(data, dim=dim, steps=steps)
     except ValueError as error:
         message = str(error)
         if not message.startswith("decode: ") or where == "decode":
@@ -323,53 +389,39 @@ def unpack(data: bytes, where: str = "decode") -> tuple[Header, list[np.ndarray]
         raise ValueError(f"{where}: {message[len('decode: ') :]}") from None
 
 
-def parse(data: bytes) -> tuple[Header, list[np.ndarray]]:
+def parse(
+    data: bytes, *, dim: int | None = None, steps: int | None = None
+) -> tuple[Header, list[np.ndarray]]:
     """Parses a stream; returns the header (with each segment's chunk widths and exponents) and
     the indices.
+
+    **Arguments:** `data`; `dim`, the d the decoder takes from its prior (None: the stream
+    carries it); `steps`, the σ grid's length for a progressive stream (None: one-shot).
 
     The CRC is *not* checked here: its seed needs the decoder's context (`check_crc`).
 
     **Raises:** `ValueError` for anything that is not bytes or not an rdp-jax stream, a stream
-    that is too short, of another format version or PRNG, or with an inconsistent header,
-    payload or chunk layout.
+    that is too short, of another format version or PRNG, of the other kind (one-shot or
+    progressive), or with an inconsistent header, payload or chunk layout.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"decode: `data` must be bytes; got {type(data).__name__}.")
     data = bytes(data)
-    if data[: len(MAGIC)] != MAGIC[: len(data)] or len(data) < len(MAGIC):
+    if data[: len(LEGACY_MAGIC)] == LEGACY_MAGIC and len(data) > len(LEGACY_MAGIC):
+        version = data[len(LEGACY_MAGIC)]
+    elif data and data[0] >> 4 == MAGIC:
+        version = data[0] & 0xF
+    else:
         raise ValueError("decode: `data` is not an rdp-jax stream (no magic number).")
-    if len(data) < _FIXED + 3 + 4:
-        raise ValueError(f"decode: `data` is truncated ({len(data)} bytes).")
-    if data[2] != FORMAT_VERSION:
+    if version != FORMAT_VERSION:
         raise ValueError(
-            f"decode: unsupported format version {data[2]} in `data` (this build reads "
+            f"decode: unsupported format version {version} in `data` (this build reads "
             f"{FORMAT_VERSION} only; streams do not carry over between format versions, so "
             "decode it with the rdp-jax that wrote it, or encode the message again)."
         )
-    flags, end = data[3], len(data) - 4
-    if flags >> 7 or flags >> 1 & 0b11 >= len(ALGORITHMS):
-        raise ValueError(f"decode: `data` has unknown flags {flags:#04x}.")
-    if flags >> 4 & 0b11 >= len(PRNGS):
-        raise ValueError(f"decode: `data` uses an unknown PRNG (code {flags >> 4 & 0b11}).")
-    dim, pos = _get_varint(data, _FIXED, end)
-    num_candidates, pos = _get_varint(data, pos, end)
-    if dim < 1 or not 2 <= num_candidates <= MAX_CANDIDATES:
-        raise ValueError("decode: `data` is corrupted (inconsistent header: d or N).")
-    segments, pos = _read_segments(data, pos, end, dim, bool(flags >> 6 & 1), num_candidates)
-    header = Header(
-        DTYPES[flags & 1], ALGORITHMS[flags >> 1 & 0b11], bool(flags >> 3 & 1), dim,
-        num_candidates, segments,
-    )  # fmt: skip
-    decoded = _decode_block(data[pos:end], header)
-    for segment, (got, _) in zip(segments, decoded, strict=True):
-        if (
-            len(got.counts) != len(segment.counts)
-            or np.any(got.counts < 1)
-            or np.count_nonzero(got.extra) != _boosted(segment)
-        ):
-            raise ValueError("decode: `data` is corrupted (inconsistent chunk layout or index).")
-    filled = tuple(got for got, _ in decoded)
-    return header._replace(segments=filled), [chosen for _, chosen in decoded]
+    if len(data) < _FIXED + _CRC:
+        raise ValueError(f"decode: `data` is truncated ({len(data)} bytes).")
+    return _decode_block(data[_FIXED:-_CRC], dim, steps)
 
 
 def check_crc(
@@ -378,7 +430,7 @@ def check_crc(
     """**Raises:** `ValueError` when the stored CRC does not match `data` and `context`, naming
     the caller `where` and the arguments that seed the CRC (`inputs`; by default `decode`'s)."""
     data = bytes(data)
-    if crc(data[:-4], header, context) != data[-4:]:
+    if crc(data[:-_CRC], header, context) != data[-_CRC:]:
         inputs = inputs or "`key`, `p_mean` or `p_std`"
         raise ValueError(
             f"{where}: CRC32 mismatch: `data` is corrupted or truncated, or {inputs} differ "

@@ -58,6 +58,17 @@ def _context(words: np.ndarray, p_mean: Array, p_std: Array) -> bytes:
     return canonical_bytes(words, p_mean, p_std)
 
 
+def _prior_dim(p_mean, p_std, where: str) -> int:
+    """d, from the prior (the stream does not carry it)."""
+    shapes = np.shape(p_mean), np.shape(p_std)
+    if len(shapes[0]) != 1 or shapes[0] != shapes[1] or not shapes[0][0]:
+        raise ValueError(
+            f"{where}: `p_mean` and `p_std` must be non-empty 1-D arrays of one length, the "
+            f"encoder's d; got shapes {shapes[0]} and {shapes[1]}."
+        )
+    return shapes[0][0]
+
+
 def encode(
     key: PRNGKeyArray,
     q_mean: Float[ArrayLike, " d"],
@@ -161,15 +172,16 @@ def encode(
     header = Header(
         jnp.dtype(dtype).name, algorithm, False, dim, message.num_candidates, (message.segment,)
     )
-    data, payload_bytes = pack(header, [message.indices], _context(words, p_mean, p_std))
+    # d is not sent: `decode` takes it from its prior.
+    packed = pack(header, [message.indices], _context(words, p_mean, p_std), send_dim=False)
     if not return_info:
-        return data
-    segment = message.segment
+        return packed.data
+    segment = packed.segments[0]
     info = EncodeInfo(
         sample=message.sample,
         kl_bits=float(message.kl_bits.sum()),
-        payload_bits=8 * payload_bytes,
-        header_bits=8 * (len(data) - payload_bytes),
+        payload_bits=packed.payload_bits,
+        header_bits=packed.header_bits,
         num_chunks=len(segment.counts),
         layout=segment.layout,
         chunk_dims=segment.counts,
@@ -186,7 +198,7 @@ def encode(
             algorithm,
         ),
     )
-    return data, info
+    return packed.data, info
 
 
 def decode(
@@ -217,20 +229,13 @@ def decode(
     and for `p_mean`/`p_std` of the wrong length or bad values.
     """
     where = "decode"
-    header, indices = unpack(data)
-    if header.progressive:
-        raise ValueError(f"{where}: `data` is a progressive stream; use `progressive_decode`.")
+    dim = _prior_dim(p_mean, p_std, where)
+    header, indices = unpack(data, dim=dim)
     words = key_words(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
-    for name, x in (("p_mean", p_mean), ("p_std", p_std)):
-        if np.shape(x) != (header.dim,):
-            raise ValueError(
-                f"{where}: `data` records d = {header.dim} but `{name}` has shape "
-                f"{np.shape(x)}: the prior does not match, or `data` is corrupted."
-            )
-    p_mean = vector(p_mean, "p_mean", header.dtype, header.dim, where)
-    p_std = vector(p_std, "p_std", header.dtype, header.dim, where, positive=True)
+    p_mean = vector(p_mean, "p_mean", header.dtype, dim, where)
+    p_std = vector(p_std, "p_std", header.dtype, dim, where, positive=True)
     check_crc(data, header, _context(words, p_mean, p_std))
     return regenerate(
         derive(words, 0, SEGMENT), header.segments[0].counts, indices[0], p_mean, p_std

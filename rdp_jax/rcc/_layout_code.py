@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from rdp_jax.rcc._fields import cost, round_layout_q, write_layout
 from rdp_jax.rcc._layout import balanced_cuts, split_counts
 from rdp_jax.rcc._tables import Table, table_from_weights
 
@@ -144,25 +145,20 @@ def layout_symbols(dim: int, segment) -> tuple[np.ndarray, Table | None]:
     return symbols.astype(np.int32), table
 
 
-def layout_fields(segment) -> list[int]:
-    """The header varints of a layout of C > 1 chunks: 2·a + m, then C₀ for the split mode."""
-    fields = [2 * segment.layout_q + LAYOUTS.index(segment.layout)]
-    return fields + ([segment.base_chunks] if segment.layout == "split" else [])
-
-
 def layout_bits(dim: int, segment) -> float:
-    """What `segment`'s layout costs in bits: its header fields (LEB128 varints, 7 bits a
-    byte), and the ideal codelength of its symbols (the range coder adds < 1 bit per block)."""
-    if len(segment.counts) == 1:
+    """What `segment`'s layout costs in bits: its header fields (`_fields.write_layout`, the
+    parameter rounded as the stream carries it), and the ideal codelength of its symbols (the
+    range coder adds < 1 bit per block)."""
+    num_chunks = len(segment.counts)
+    if num_chunks == 1:
         return 0.0
-    header = sum(varint_bits(value) for value in layout_fields(segment))
+    layout_q = round_layout_q(segment.layout, segment.layout_q)
+    segment = segment._replace(layout_q=layout_q)
+    header = cost(
+        lambda out: write_layout(out, segment.layout, layout_q, segment.base_chunks, num_chunks)
+    )
     symbols, table = layout_symbols(dim, segment)
     return header + (table.bits(symbols) if table is not None else 0.0)
-
-
-def varint_bits(value: int) -> int:
-    """The bits of `value` as an unsigned LEB128 varint (7 bits a byte)."""
-    return 8 * max(1, -(-int(value).bit_length() // 7))
 
 
 def decode_layout(decoder, dim: int, segment) -> np.ndarray:

@@ -35,7 +35,7 @@ from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
 from rdp_jax.rcc._candidates import SEGMENT, derive
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._layout import DEFAULT_CANDIDATES
-from rdp_jax.rcc._layout_code import layout_bits, varint_bits
+from rdp_jax.rcc._layout_code import extra_table, layout_symbols
 from rdp_jax.rcc._message import regenerate, simulate
 from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
 from rdp_jax.scores import ScoreSource, fingerprint
@@ -50,10 +50,13 @@ class ProgressiveInfo(NamedTuple):
     - `step_deficit_bits`: Σ over the step's chunks of KL − log2 w of the chosen candidate.
     - `step_num_chunks`: the chunk count of each step.
     - `kl_bits`, `payload_bits`, `header_bits`: totals, as in `EncodeInfo`.
-    - `step_bits`: what each step adds to the stream: its header fields (chunk count, index-law
-      parameters, layout fields), its layout's and its indices' ideal codelengths; the rest of
-      the stream (magic, d, N, S, CRC, the coder's last bits) is shared. Compare it with
-      `step_kl_bits`: a step of a few bits of KL still pays ~30 bits of header.
+    - `step_bits`: what each step adds to the stream: its header fields (`step_header_bits`),
+      its candidate-count exponents', layout's and indices' ideal codelengths; the rest of the
+      stream (magic, version, the flags, d when sent, N, CRC, the coder's last bits) is shared.
+      Compare it with `step_kl_bits`.
+    - `step_header_bits`: the ideal codelength of each step's header fields in the range-coded
+      block (chunk count, index-law parameters, boost flag, layout parameters): 7–11 bits for
+      a step of one chunk, ~20–30 for hundreds.
     """
 
     sample: Float[Array, " d"]
@@ -65,21 +68,23 @@ class ProgressiveInfo(NamedTuple):
     payload_bits: int
     header_bits: int
     step_bits: np.ndarray
+    step_header_bits: np.ndarray
 
 
-def _step_bits(message, dim: int, num_candidates: int, algorithm: str) -> float:
-    """A step's header fields, layout and index codelength (`ProgressiveInfo.step_bits`)."""
-    segment = message.segment
-    fields = sum(varint_bits(v) for v in (len(segment.counts), segment.kl_q, segment.sd_q))
-    layout = layout_bits(dim, segment)
-    return fields + layout + _index_bits(message, num_candidates, algorithm)
-
-
-def _index_bits(message, num_candidates: int, algorithm: str) -> float:
-    segment = message.segment
-    return index_bits(
-        message.indices, segment.extra, num_candidates, segment.kl_q, segment.sd_q, algorithm
+def _payload_bits(segment, indices, dim: int, num_candidates: int, algorithm: str) -> float:
+    """A coded step's exponents', layout's and indices' ideal codelengths."""
+    symbols, table = layout_symbols(dim, segment)
+    boosted = int(np.count_nonzero(segment.extra))
+    extra = extra_table(len(segment.extra), boosted, num_candidates) if boosted else None
+    return (
+        (table.bits(symbols) if table is not None else 0.0)
+        + (extra.bits(segment.extra) if extra is not None else 0.0)
+        + _index_bits(segment, indices, num_candidates, algorithm)
     )
+
+
+def _index_bits(segment, indices, num_candidates: int, algorithm: str) -> float:
+    return index_bits(indices, segment.extra, num_candidates, segment.kl_q, segment.sd_q, algorithm)
 
 
 @eqx.filter_jit
@@ -94,6 +99,14 @@ def _grid(sigmas: ArrayLike, dtype, where: str) -> np.ndarray:
     if np.any(np.diff(grid) >= 0):
         raise ValueError(f"{where}: `sigmas` must be strictly decreasing (σ_1 > … > σ_target).")
     return grid.astype(dtype)
+
+
+def _given_dim(prior, where: str) -> int:
+    """d, from the prior the caller gives (the stream then does not carry it)."""
+    shape = np.shape(prior)
+    if len(shape) != 1 or not shape[0]:
+        raise ValueError(f"{where}: the prior must be a non-empty 1-D array; got shape {shape}.")
+    return shape[0]
 
 
 def _prior(prior_mean, prior_std, sigma_1, dim, dtype, where):
@@ -187,25 +200,39 @@ def progressive_encode(
         x_n = message.sample
 
     segments = tuple(m.segment for m in messages)
-    header = Header(jnp.dtype(dtype).name, algorithm, True, x.shape[0], num_candidates, segments)
+    dim = x.shape[0]
+    header = Header(jnp.dtype(dtype).name, algorithm, True, dim, num_candidates, segments)
     context = _context(words, *first, grid, model)
-    data, payload_bytes = pack(header, [m.indices for m in messages], context)
+    # d is sent only when the decoder has no prior to take it from.
+    send_dim = prior_mean is None and prior_std is None
+    packed = pack(header, [m.indices for m in messages], context, send_dim)
     if not return_info:
-        return data
-    return data, ProgressiveInfo(
+        return packed.data
+    coded = packed.segments
+    return packed.data, ProgressiveInfo(
         sample=x_n,
         step_kl_bits=np.array([m.kl_bits.sum() for m in messages]),
-        step_index_bits=np.array([_index_bits(m, num_candidates, algorithm) for m in messages]),
+        step_index_bits=np.array(
+            [
+                _index_bits(s, m.indices, num_candidates, algorithm)
+                for s, m in zip(coded, messages, strict=True)
+            ]
+        ),
         step_deficit_bits=np.array(
             [np.sum(m.chunk_kl_bits - m.chunk_log2_weight) for m in messages]
         ),
         step_num_chunks=np.array([len(m.segment.counts) for m in messages]),
         kl_bits=float(sum(m.kl_bits.sum() for m in messages)),
-        payload_bits=8 * payload_bytes,
-        header_bits=8 * (len(data) - payload_bytes),
-        step_bits=np.array(
-            [_step_bits(m, x.shape[0], num_candidates, algorithm) for m in messages]
+        payload_bits=packed.payload_bits,
+        header_bits=packed.header_bits,
+        step_bits=packed.step_header_bits
+        + np.array(
+            [
+                _payload_bits(s, m.indices, dim, num_candidates, algorithm)
+                for s, m in zip(coded, messages, strict=True)
+            ]
         ),
+        step_header_bits=packed.step_header_bits,
     )
 
 
@@ -234,17 +261,14 @@ def progressive_decode(
     `fingerprint`), and for bad arguments.
     """
     where = "progressive_decode"
-    header, indices = unpack(data, where)
-    if not header.progressive:
-        raise ValueError(f"{where}: `data` is a one-shot stream; use `rdp_jax.rcc.decode`.")
+    steps = _grid(sigmas, np.float64, where).size
+    given = prior_mean if prior_mean is not None else prior_std
+    dim = None if given is None else _given_dim(given, where)
+    header, indices = unpack(data, where, dim=dim, steps=steps)
     words = key_words(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
     grid = _grid(sigmas, header.dtype, where)
-    if grid.size != len(header.segments):
-        raise ValueError(
-            f"{where}: `data` has {len(header.segments)} steps but `sigmas` has {grid.size}."
-        )
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], header.dim, header.dtype, where)
     first = (p_mean, p_std)
     inputs = "`key`, `sigmas`, `model`, `prior_mean` or `prior_std`"
@@ -278,10 +302,12 @@ def progressive_expected_kl_bits(
     return np.concatenate([[first], steps])
 
 
-# What a step costs beyond its KL, for choosing a grid: its header varints (chunk count, the
-# index law's two parameters, the layout field) and, per chunk, the index overhead of maths §10,
-# ½ log2(2πe(2 KL + π²/6)) − γ/ln 2 bits for a chunk of KL nats (at least 1 bit).
-_STEP_HEADER_BITS = 32.0
+# What a step costs beyond its KL, for choosing a grid: its header fields (format v7,
+# `ProgressiveInfo.step_header_bits`: ~12 bits for one chunk, 4 more per doubling of C, as
+# measured), and, per chunk, the index overhead of maths §10, ½ log2(2πe(2 KL + π²/6)) − γ/ln 2
+# bits for a chunk of KL nats (at least 1 bit).
+_STEP_HEADER_BITS = 12.0
+_STEP_HEADER_BITS_PER_DOUBLING = 4.0
 
 
 def _expected_step_bits(step_kl_bits: np.ndarray, chunk_bits: float) -> np.ndarray:
@@ -289,7 +315,8 @@ def _expected_step_bits(step_kl_bits: np.ndarray, chunk_bits: float) -> np.ndarr
     kl = step_kl_bits / chunks * math.log(2.0)
     overhead = 0.5 * np.log2(2 * math.pi * math.e * (2 * kl + math.pi**2 / 6))
     overhead = np.maximum(overhead - np.euler_gamma / math.log(2.0), 1.0)
-    return step_kl_bits + chunks * overhead + _STEP_HEADER_BITS
+    header = _STEP_HEADER_BITS + _STEP_HEADER_BITS_PER_DOUBLING * np.log2(chunks)
+    return step_kl_bits + chunks * overhead + header
 
 
 def progressive_grid(
@@ -306,14 +333,16 @@ def progressive_grid(
 
     More steps bring the total KL down to I(X; X_σtarget) (the excess falls like 1/S, maths
     §10), but every step pays a header and at least one chunk's index overhead. The expected
-    bits of a grid are Σ_s E[KL_s] (`progressive_expected_kl_bits`) plus, per step, 32 header
-    bits and C_s = ⌈E[KL_s]/k⌉ chunks of overhead ½ log2(2πe(2 KL_c + π²/6)) − γ/ln 2 bits each
-    (at least 1; KL_c the mean chunk KL in nats); the grid of S = 1, …, `max_steps` steps that
-    minimises it is returned. The stream's fixed ~100 bits (magic, d, N, CRC) are the same for
-    every grid. With the exact denoiser and the exact first prior N(μ, v + σ_1²) one step is
-    often best: it costs I(X; X_σtarget) plus one step's overhead, and more steps only add
-    excess KL and headers (a 64-dim source with v = e^{N(0, 1)}, σ_target = 0.3: 1 step, a
-    stream of 2.56 × I measured, against 4.6 × I expected on 8 steps).
+    bits of a grid are Σ_s E[KL_s] (`progressive_expected_kl_bits`) plus, per step, its header
+    fields, 12 + 4 log2 C_s bits (format v7, as measured: 10–13 bits for a step of one chunk),
+    and C_s = ⌈E[KL_s]/k⌉ chunks of overhead ½ log2(2πe(2 KL_c + π²/6)) − γ/ln 2 bits each (at
+    least 1; KL_c the mean chunk KL in nats); the grid of S = 1, …, `max_steps` steps that
+    minimises it is returned. The stream's fixed ~45 bits (the magic byte, CRC32, dtype,
+    algorithm, N) are the same for every grid; S is not sent (the decoder holds the grid), nor
+    d when the decoder is given the prior. With the exact denoiser and the exact first prior
+    N(μ, v + σ_1²) one step is often best: it costs I(X; X_σtarget) plus one step's overhead,
+    and more steps only add excess KL and headers (a 64-dim source with v = e^{N(0, 1)},
+    σ_target = 0.3: 1 step, a stream of 1.96 × I measured, 2.56 × I in format v6).
 
     **Arguments:**
 

@@ -1,4 +1,4 @@
-"""Writes `rcc_golden_v6.json`: streams encoded once, with the samples they must decode to forever.
+"""Writes `rcc_golden_v7.json`: streams encoded once, with the samples they must decode to forever.
 
 Run from the repository root, only when the format version changes:
 `python tests/data/make_rcc_golden.py`. `tests/test_rcc_portable.py` decodes every case, here and
