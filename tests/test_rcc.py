@@ -500,6 +500,11 @@ def test_one_chunk_steps_pay_a_few_bits_of_header(algorithm):
     )
     assert np.all(info.step_num_chunks == 1)
     assert np.all(info.step_header_bits <= 14), info.step_header_bits
+    # deterministic: the encoder's choice of the rounded law parameters included
+    again = rcc.progressive_encode(
+        key, x, grid, model, algorithm=algorithm, num_candidates=64, **prior
+    )
+    assert again == data
     assert np.asarray(rcc.progressive_decode(key, data, grid, model, **prior)).tobytes() == (
         np.asarray(info.sample).tobytes()
     )

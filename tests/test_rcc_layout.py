@@ -230,3 +230,42 @@ def test_layouts_survive_the_bitstream(d, c, answers, seed):
         assert np.array_equal(have.counts, want.counts)
         assert np.array_equal(have.extra, want.extra)
         assert np.array_equal(i, j)
+
+
+@given(
+    values=st.lists(st.integers(0, 2**31), min_size=1, max_size=20),
+    precision=st.sampled_from([None, 0, 1, 3, 7]),
+    counts=st.lists(st.integers(2, 2**22), min_size=1, max_size=4),
+)
+def test_header_fields_round_trip_at_their_precision(values, precision, counts):
+    # Every field is its bit length under a fixed law, then P raw bits (or all of them): a value
+    # rounded to P + 1 significant bits reads back exactly, and costs its ideal codelength.
+    import constriction
+
+    from rdp_jax.rcc import _fields
+
+    law = _fields.lengths().chunks
+    rounded = [v if precision is None else _fields.round_significant(v, precision) for v in values]
+    for v, r in zip(values, rounded, strict=True):
+        if precision is not None:  # within half a unit of the last kept bit
+            assert abs(r - v) <= 2 ** max(v.bit_length() - 1 - precision, 0) / 2
+    encoder = constriction.stream.queue.RangeEncoder()
+    out = _fields.Writer(encoder)
+    for r in rounded:
+        out.uint(r, law, precision)
+    for n in counts:
+        out.count(n)
+    ideal = sum(
+        law.bits([r.bit_length()])
+        + (r.bit_length() - 1 if precision is None else min(precision, r.bit_length() - 1))
+        * (r > 1)
+        for r in rounded
+    )
+    for n in counts:
+        e, rest = n.bit_length() - 1, n - (1 << (n.bit_length() - 1))
+        ideal += _fields.exponent_table().bits([e]) + _fields.flag_table(16).bits([int(rest > 0)])
+        ideal += e * (rest > 0)
+    assert out.bits == pytest.approx(ideal, abs=1e-9)
+    reader = _fields.Reader(constriction.stream.queue.RangeDecoder(encoder.get_compressed()))
+    assert [reader.uint(law, precision) for _ in rounded] == rounded
+    assert [reader.count() for _ in counts] == counts

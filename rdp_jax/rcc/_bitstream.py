@@ -126,10 +126,15 @@ def coded(segment: Segment, indices: np.ndarray, num_candidates: int, algorithm:
     from its prediction 0 or rounded, whichever of the four codes the fields and `indices` in
     the fewest bits (the encoder's choice: the decoder reads what was chosen)."""
     num_chunks = len(segment.counts)
-    if num_chunks > 1:
-        segment = segment._replace(
-            layout_q=_fields.round_layout_q(segment.layout, segment.layout_q)
-        )
+    if num_chunks == 1:  # no layout is stored: it reads back as equal-width "cuts"
+        segment = segment._replace(layout="cuts", layout_q=0, base_chunks=1)
+    elif segment.layout == "cuts":
+        layout_q = _fields.round_layout_q("cuts", segment.layout_q)
+        segment = segment._replace(layout_q=layout_q, base_chunks=num_chunks)
+    else:  # split: P(split) is stored only when some chunk split
+        split = segment.base_chunks < num_chunks
+        layout_q = _fields.round_layout_q("split", segment.layout_q) if split else 0
+        segment = segment._replace(layout_q=layout_q)
     precision = _fields.law_precision(num_chunks)
     kl_q, sd_q = _fields.clamp_law(segment.kl_q, segment.sd_q)
     segment = segment._replace(kl_q=kl_q, sd_q=sd_q)

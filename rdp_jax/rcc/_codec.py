@@ -19,9 +19,11 @@ class EncodeInfo(NamedTuple):
 
     - `sample`: the selected sample, exactly what `decode` returns (same dtype, same bits).
     - `kl_bits`: KL(q‖p) in bits, the exact Gaussian value summed over dimensions.
-    - `payload_bits`: the range-coded block (chunk indices, then the chunk layout), in bits as
-      stored.
-    - `header_bits`: everything else (header fields and CRC32), in bits.
+    - `payload_bits`: the range-coded block (header fields, chunk indices, chunk layout) in
+      bits as stored, less the ideal codelength of its header fields.
+    - `header_bits`: everything else: the magic and version byte, the header fields (about 30
+      bits: flags, N, C, the index law's and the layout's parameters; format v7, `_fields`)
+      and the CRC32.
     - `num_chunks`: the number of chunks C.
     - `layout`: how the chunks were laid out (`_plan.plan_layout`): "cuts" (KL-balanced cuts,
       sent as width changes) or "split" (equal widths, halved where the truncation risk is
@@ -220,7 +222,8 @@ def decode(
 
     - `key`: the key given to `encode`.
     - `data`: the bytes `encode` returned.
-    - `p_mean`, `p_std`: the prior given to `encode`, 1-D of the length recorded in `data`.
+    - `p_mean`, `p_std`: the prior given to `encode`, 1-D of the encoder's length d (the stream
+      does not record d: the prior gives it).
 
     **Returns:** the sample, shape `(d,)`, in the dtype recorded in `data`.
 

@@ -7,7 +7,7 @@ byte. What the decoder already holds is not sent at all: d when the caller gives
 (always for `decode`), and the segment count (1, or the length of the σ grid).
 
 An unsigned integer v is coded as its bit length L = ⌊log2 v⌋ + 1 (0 for v = 0) under a
-length law chosen for the field (`LENGTHS`), then the L − 1 bits below its leading one in raw
+length law chosen for the field (`lengths`), then the L − 1 bits below its leading one in raw
 bits: all of them (exact), or only the top P of them when the field has a precision P that both
 sides know, the encoder having rounded v to P + 1 significant bits (`round_significant`). The
 index-law parameters are rounded so, at a precision set by the segment's chunk count
@@ -27,18 +27,19 @@ from rdp_jax.rcc._index_model import uniform_table
 from rdp_jax.rcc._tables import Table, table_from_weights
 
 
-def _length_law(size: int, favoured: range, weight: int) -> Table:
-    """A law on bit lengths 0, …, size − 1 that gives `weight` to the `favoured` ones, 1 to the
-    rest (fixed: the laws are part of the format)."""
+def _length_law(size: int, *tiers: tuple[range, int]) -> Table:
+    """A law on bit lengths 0, …, size − 1: weight 1, or the weight of a tier that holds the
+    length (fixed integers: the laws are part of the format)."""
     weights = np.ones(size, dtype=np.int64)
-    weights[favoured.start : favoured.stop] = weight
+    for lengths_, weight in tiers:
+        weights[lengths_.start : lengths_.stop] = weight
     return table_from_weights(weights)
 
 
 class Lengths(NamedTuple):
     """The length laws of the fields (bit lengths of the coded values)."""
 
-    dim: Table
+    dim: Table  # d < 2^32
     chunks: Table  # C − 1
     kl: Table  # mean chunk KL, 1/16 bit
     sd: Table  # |sd − predicted sd|, 1/16 nat
@@ -47,23 +48,19 @@ class Lengths(NamedTuple):
     split: Table  # P(split) − 1 in 1/256, and C − C₀
 
 
-def _chunk_lengths() -> Table:
-    """C − 1: one chunk (a step of a few bits) weighs 12, up to 1,023 chunks 4 each, 1 beyond."""
-    weights = np.ones(41, dtype=np.int64)
-    weights[0], weights[1:11] = 12, 4
-    return table_from_weights(weights)
-
-
 @functools.cache
 def lengths() -> Lengths:
+    """The fields' length laws. The favoured lengths are the common values: d of 8 to 2^20,
+    one chunk (a step of a few bits) and up to 1,023, a mean chunk KL of 1 to 32 bits, an sd
+    within 16/16 nat of its prediction, up to 127 boosted chunks, P(split) up to 1/2."""
     return Lengths(
-        dim=_length_law(41, range(4, 21), 4),
-        chunks=_chunk_lengths(),
-        kl=_length_law(MAX_LAW_BITS + 1, range(5, 10), 8),
-        sd=_length_law(MAX_LAW_BITS - 1, range(0, 4), 6),
-        boosted=_length_law(41, range(0, 8), 4),
-        cut_scale=_length_law(22, range(0, 22), 1),
-        split=_length_law(41, range(0, 9), 4),
+        dim=_length_law(33, (range(4, 21), 4)),
+        chunks=_length_law(41, (range(0, 1), 12), (range(1, 11), 4)),
+        kl=_length_law(MAX_LAW_BITS + 1, (range(5, 10), 8)),
+        sd=_length_law(MAX_LAW_BITS - 1, (range(0, 4), 6)),
+        boosted=_length_law(41, (range(0, 8), 4)),
+        cut_scale=_length_law(22),
+        split=_length_law(41, (range(0, 9), 4)),
     )
 
 
@@ -75,7 +72,7 @@ def flag_table(one_in: int) -> Table:
 
 # The exponent e = ⌊log2 N⌋ of the candidate count: the default's 18 … 22 are favoured.
 _EXPONENTS = 23
-_NEAR_CERTAIN = 1 << 20  # the PRNG code: 0, the only one specified, costs 2⁻²⁰ bits of mass
+_NEAR_CERTAIN = 1 << 20  # PRNG codes 1-3 (unassigned) weigh 1 each: code 0 costs ~4e-6 bits
 
 
 @functools.cache
