@@ -52,10 +52,11 @@ class ProgressiveInfo(NamedTuple):
     - `kl_bits`, `payload_bits`, `header_bits`: totals, as in `EncodeInfo`.
     - `step_bits`: what each step adds to the stream: its header fields (`step_header_bits`),
       its candidate-count exponents', layout's and indices' ideal codelengths; the rest of the
-      stream (magic, version, the flags, d when sent, N, CRC, the coder's last bits) is shared.
+      stream (the magic and version byte, the flags, d when sent, N, CRC, the coder's last
+      bits) is shared.
       Compare it with `step_kl_bits`.
     - `step_header_bits`: the ideal codelength of each step's header fields in the range-coded
-      block (chunk count, index-law parameters, boost flag, layout parameters): 7–11 bits for
+      block (chunk count, index-law parameters, boost flag, layout parameters): 9–13 bits for
       a step of one chunk, ~20–30 for hundreds.
     """
 
