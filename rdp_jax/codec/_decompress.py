@@ -77,7 +77,7 @@ def _check_model(header: _container.FileHeader, model, where: str) -> bytes:
 def _prior_view(header: _container.FileHeader, model, where: str) -> GaussianView:
     if header.prior == "caller":
         return GaussianView(header.prior_mean, header.prior_var, None, True)
-    gaussian = fitted(model, where)
+    gaussian = fitted(model, header.dtype, where)
     if gaussian is None:
         raise ValueError(f"{where}: the file needs the model's `gaussian_fit()`, which it lacks.")
     return gaussian
