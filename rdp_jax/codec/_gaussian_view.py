@@ -3,7 +3,6 @@
 import functools
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from rdp_jax import models, scores
@@ -112,9 +111,9 @@ def whitened(view_: GaussianView, sigma: np.ndarray, dtype: str) -> scores.Gauss
     component; maths §7).
 
     Built as the `scores.Gaussian` directly: λ and σ are already checked finite and > 0, so
-    `scores.gaussian`'s validation (a device round trip per call) would only repeat it."""
+    `scores.gaussian`'s validation (a device round trip per call) would only repeat it. Its
+    fields stay NumPy arrays: the decoder's jit takes them as it takes device arrays, and
+    building those would dispatch to the device once more per field."""
     var = np.asarray(view_.variances, np.float64) / np.asarray(sigma, np.float64) ** 2
     var = np.broadcast_to(var, (view_.dim,)).astype(dtype)
-    return scores.Gaussian(
-        mean=jnp.zeros(view_.dim, dtype), eigenvalues=jnp.asarray(var), eigenvectors=None
-    )
+    return scores.Gaussian(mean=np.zeros(view_.dim, dtype), eigenvalues=var, eigenvectors=None)
