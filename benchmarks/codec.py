@@ -5,8 +5,9 @@ Run: `python benchmarks/codec.py [--section rates|targets|speed] [--items 1000] 
 - `rates`: bits/dim of whole files (header included) against I(X; X_σ) for an isotropic unit
   Gaussian at 1 bit/dim (σ² = 1/3), d ∈ {16, 64, 1024}, n·d = 4096 components per file, in
   both modes (progressive: 32 geometric steps from σ_max = 20).
-- `targets`: the issue's two configurations: a file of `--items` 64-dim items at 1 bit/dim,
-  and one 1024-dim item, one-shot; and the container's share of the first.
+- `targets`: two configurations with targets: a file of `--items` 64-dim items at 1 bit/dim
+  (≤ 1.45 × I, container < 1 %), and one 1024-dim item (≤ 1.35 × I), one-shot; and the
+  container's share of each.
 - `speed`: items/s of `codec.compress` against `rcc.encode` alone on the same message (64 ×
   16, k = 10), and of `codec.decompress` against `rdp_jax.decode` alone at the same NFE (exp4,
   20 steps) and against the sum of the parts (`rcc.decode` of the same stream + the decode),

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rdp_jax import codec, decode, scores
+from rdp_jax import codec, datasets, decode, models, scores
 
 DECODE = {"method": "exp4", "num_steps": 20}
+# Where only X_σ is compared, the cheapest decode (the learned model's ODE is the cost).
+CHEAP_DECODE = {"method": "exp2", "num_steps": 4}
 # Few candidates and small chunks keep each example's channel search cheap; the container and
 # the round trip do not depend on them.
 FAST = {"num_candidates": 2**12, "chunk_bits": 6.0}
@@ -273,27 +275,63 @@ def test_identity_ignores_the_eigendecomposition_of_a_full_gaussian():
     assert codec.identity(model) != codec.identity(scores.gaussian(np.zeros(2), np.ones(2)))
 
 
+@pytest.fixture(scope="module")
+def pretrained_file():
+    """Two digits items one-shot against the shipped model's Gaussian fit, float32, coded with
+    `jax_enable_x64` off (the decoders below run with it on: the prior must not change)."""
+    model = models.pretrained("digits")
+    x = datasets.load("digits", "test")[:2]
+    with jax.enable_x64(False):
+        data, info = codec.compress(
+            jax.random.key(3), x, model, 0.4, mode="oneshot", return_info=True, **FAST
+        )
+    return model, x, data, info
+
+
+def test_a_pretrained_model_prior_comes_from_the_model(pretrained_file):
+    """The file stores no prior: the decoder recomputes it from the model's portable fit."""
+    model, x, data, info = pretrained_file
+    meta = codec.inspect(data)
+    assert meta.prior == "model"
+    # The same items and key against a diagonal Gaussian of 64 dimensions: the header differs
+    # by the event shape's one more axis only (8, 8 against 64), not by d floats.
+    flat = scores.gaussian(np.zeros(64, np.float32), np.ones(64, np.float32))
+    other = codec.compress(jax.random.key(3), x.reshape(2, 64), flat, 0.4, **FAST)
+    assert meta.header_bits == codec.inspect(other).header_bits + 8
+    _, out = codec.decompress(data, model, 0.5, return_info=True, **CHEAP_DECODE)
+    np.testing.assert_array_equal(out.noisy, info.noisy)
+    moved = eqx.tree_at(lambda m: m.data_cov, model, model.data_cov * 1.001)
+    with pytest.raises(ValueError, match="not the model the file was coded against"):
+        codec.decompress(data, moved, 0.5)
+
+
 _PORTABLE = """
 import sys
 import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np
-from rdp_jax import codec, scores
-model = scores.gaussian(np.array([1.0, -1.0, 0.5]), np.array([4.0, 1.0, 0.25]))
-_, info = codec.decompress(bytes.fromhex(sys.argv[1]), model, 0.5, return_info=True,
-                           method="exp2", num_steps=4)
-print(np.asarray(info.noisy).tobytes().hex())
+from rdp_jax import codec, models, scores
+gaussian = scores.gaussian(np.array([1.0, -1.0, 0.5]), np.array([4.0, 1.0, 0.25]))
+for model, data in zip((gaussian, models.pretrained("digits")), sys.argv[1:], strict=True):
+    _, info = codec.decompress(bytes.fromhex(data), model, 0.5, return_info=True,
+                               method="exp2", num_steps=4)
+    print(np.asarray(info.noisy).tobytes().hex())
 """
 
 
-def test_a_file_decodes_to_the_same_bits_with_other_cpu_kernels(coded):
+def test_a_file_decodes_to_the_same_bits_with_other_cpu_kernels(coded, pretrained_file):
     """X_σ is rebuilt bit for bit in a process with NumPy's SIMD kernels off and XLA at
-    SSE4.2 (tests/portability.py): nothing that steers decoding depends on them."""
+    SSE4.2 (tests/portability.py): nothing that steers decoding depends on them, neither for
+    a diagonal Gaussian nor for a pretrained model (its prior from `portable_eigh` of the
+    stored covariance, X_σ = μ + Uz summed in a fixed order)."""
     from portability import cpu_variants, run_python
 
-    model, _, data = coded
-    _, info = codec.decompress(data, model, 0.5, return_info=True, **DECODE)
+    files = (coded[0], coded[2]), (pretrained_file[0], pretrained_file[2])
+    want = []
+    for model, data in files:
+        _, info = codec.decompress(data, model, 0.5, return_info=True, **CHEAP_DECODE)
+        want.append(np.asarray(info.noisy).tobytes().hex())
     env = {}
     for changes in cpu_variants().values():
         env |= changes
-    assert run_python(_PORTABLE, env, data.hex()).strip() == np.asarray(info.noisy).tobytes().hex()
+    assert run_python(_PORTABLE, env, *(data.hex() for _, data in files)).split() == want

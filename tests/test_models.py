@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from rdp_jax import datasets, decode, models, scores
+from rdp_jax.models import _spectrum
 
 
 def _denoiser(kind: str, seed: int = 0) -> models.EDMDenoiser:
@@ -141,6 +142,7 @@ def test_the_shipped_models_load_as_score_sources(name):
 def test_the_gaussian_fit_builds_in_float32(name):
     # digits' constant border pixels have variance 1e-6 of the mean (the stored ridge), below
     # float32's resolution of the spectrum; the fit floors it at 4·d·ε₃₂·λ_max instead.
+    # (`portable_eigh` is float64, so only the floor and the casts differ from the exact fit.)
     source = models.pretrained(name)
     with jax.enable_x64(False):
         fit = source.gaussian_fit()
@@ -152,13 +154,31 @@ def test_the_gaussian_fit_builds_in_float32(name):
         want = jax.vmap(exact.denoise, (0, None))(jnp.asarray(x, jnp.float64), 0.3)
     cov = np.asarray(source.data_cov)
     eps, d, top = np.finfo(np.float32).eps, len(cov), np.linalg.eigvalsh(cov)[-1]
-    # Flooring moves Σ by at most the floor in 2-norm; float32 rounding, eigh and reassembly by
-    # a few ε·λ_max·d more, under a second floor's worth.
+    # Flooring moves Σ by at most the floor in 2-norm; float32 rounding of U and λ and the
+    # reassembly by a few ε·λ_max·d more, under a second floor's worth.
     np.testing.assert_allclose(fit.covariance, cov, rtol=0, atol=2 * 4 * d * eps * top)
     # The Wiener gains move by ≤ floor/σ² along floored directions, each of which carries
     # |x - μ| ≤ 2 (pixels in [-1, 1]); float32 round-off of the matmuls is far below that.
     tol = 4 * d * eps * top / 0.3**2 * 2 * np.sqrt(d)
     np.testing.assert_allclose(denoised, want, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 8])
+def test_portable_eigh_is_an_eigendecomposition(d):
+    """Against LAPACK: Jacobi is backward stable, each of its O(d) rotations per entry and sweep
+    rounding by a few ε, so Σ = U diag(λ) Uᵀ, UᵀU = I and λ agree to 16·d·ε (of λ_max)."""
+    rng = np.random.default_rng(d)
+    b = rng.normal(size=(d, d))
+    cov = b @ b.T - 0.5 * np.eye(d)  # symmetric, indefinite for d > 1
+    eigenvalues, eigenvectors = _spectrum.portable_eigh(cov)
+    top, tol = np.max(np.abs(np.linalg.eigvalsh(cov))), 16 * d * np.finfo(float).eps
+    np.testing.assert_allclose(eigenvalues, np.linalg.eigvalsh(cov), rtol=0, atol=tol * top)
+    np.testing.assert_allclose(eigenvectors.T @ eigenvectors, np.eye(d), rtol=0, atol=tol)
+    reassembled = (eigenvectors * eigenvalues) @ eigenvectors.T
+    np.testing.assert_allclose(reassembled, cov, rtol=0, atol=tol * top)
+    assert np.all(np.diff(eigenvalues) >= 0)
+    with pytest.raises(ValueError, match="`cov` must be a finite square matrix"):
+        _spectrum.portable_eigh(cov[:, :-1] if d > 1 else np.full((1, 1), np.nan))
 
 
 def test_unknown_names_are_rejected():

@@ -114,7 +114,11 @@ def compress(
       z = Uᵀ(x − μ), where components are independent and isotropic noise stays isotropic. For
       a `scores.gaussian` (or `gaussian_full`) model this is the exact marginal, so the rate
       tends to I(X; X_σ); for another model the prior is `prior`, else the Gaussian
-      `model.gaussian_fit()` returns (a fit of the data, on the flattened event).
+      `model.gaussian_fit()` returns (a fit of the data, on the flattened event). The decoder
+      recomputes a diagonal Gaussian's prior and a `models.Pretrained`'s fit (`portable_eigh`
+      of its stored covariance) bit for bit, so the file holds no prior; a full covariance's
+      LAPACK spectrum, or another model's fit, is stored (d float32 standard deviations), and
+      `prior` as its mean and variances.
     - **"progressive"**: DiffC along the geometric grid of `steps` levels from `sigma_max`
       down to σ, against the model's reverse steps (`rcc.progressive_encode`), for any model.
       Its stream's CRC covers `scores.fingerprint` of the model, which for a full-covariance
@@ -182,7 +186,9 @@ def compress(
             f"{where}: per-dimension `sigma` needs a Gaussian model (scores.gaussian or "
             "gaussian_full) in one-shot mode without `prior`."
         )
-    gaussian = caller_prior(prior, dim, dtype, where) if prior is not None else fitted(model, where)
+    gaussian = (
+        caller_prior(prior, dim, dtype, where) if prior is not None else fitted(model, dtype, where)
+    )
     flat = x.reshape(n, dim)
     model_id = identity(model)
     fields = dict(

@@ -10,8 +10,11 @@ said otherwise):
 - σ: one float, or one per event dimension;
 - the shared key (its two uint32 words as one varint, w₀·2³² + w₁), the first 4 bytes of the
   model's 16-byte `identity`;
-- for a stored prior, its standard deviations (float32, one per dimension) or, for a prior the
-  caller passed, its mean and variances (the file's dtype);
+- the one-shot prior (`PRIORS`): nothing for "model" (a diagonal Gaussian's variances, or the
+  portable Gaussian fit of a `models.Pretrained`, which every decoder recomputes bit for bit);
+  for "stored" (a LAPACK eigendecomposition, another model's `gaussian_fit`) its standard
+  deviations, float32, one per dimension; for "caller", the mean and variances the caller
+  passed (the file's dtype);
 - for progressive files, the number of grid steps S, σ_max (absent for S = 1: the grid is σ
   alone; `geometric_grid` rebuilds the rest), and the first step's prior std (float32);
 - the rcc stream.
@@ -34,7 +37,8 @@ from rdp_jax.rcc import _portable_math
 
 MAGIC = b"RDPc"
 # 1: an 8-byte fingerprint, the progressive grid as S floats, and a CRC32 of the whole file.
-FORMAT_VERSION = 2
+# 2: a pretrained model's one-shot prior stored, as float32 standard deviations.
+FORMAT_VERSION = 3
 FINGERPRINT_BYTES = 4
 # How the decoder obtains the one-shot prior's standard deviations.
 PRIORS = ("model", "stored", "caller")

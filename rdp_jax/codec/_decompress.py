@@ -77,7 +77,7 @@ def _check_model(header: _container.FileHeader, model, where: str) -> bytes:
 def _prior_view(header: _container.FileHeader, model, where: str) -> GaussianView:
     if header.prior == "caller":
         return GaussianView(header.prior_mean, header.prior_var, None, True)
-    gaussian = fitted(model, where)
+    gaussian = fitted(model, header.dtype, where)
     if gaussian is None:
         raise ValueError(f"{where}: the file needs the model's `gaussian_fit()`, which it lacks.")
     return gaussian
@@ -201,8 +201,9 @@ def inspect(data: bytes) -> FileInfo:
     **Returns:** a `FileInfo`.
 
     **Raises:** `ValueError` for bytes that are not a codec file, and a header that is truncated
-    or contradicts itself. The rcc stream, and so a corrupted or truncated file, is checked by
-    `decompress`: its CRC32 is seeded with the model's identity, which `inspect` lacks.
+    or contradicts itself. A corrupted or truncated stream (the tail of the file) passes:
+    `decompress` detects it, through the stream's CRC32, whose key is a digest of the header
+    and of the model's identity, which `inspect` lacks (`_container`, **Integrity**).
     """
     header, _, stream = _container.unpack(data)
     n, dims = header.shape[0], math.prod(header.shape[1:])

@@ -1,20 +1,22 @@
 """The Gaussian a file's one-shot prior is built from, and the coordinates it codes in."""
 
+import functools
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
-from rdp_jax import scores
+from rdp_jax import models, scores
 
 
 class GaussianView(NamedTuple):
     """N(μ, U diag(λ) Uᵀ) as NumPy arrays; the codec codes z = Uᵀ(x − μ), whose components are
     independent with variances λ (U = I when `eigenvectors` is None).
 
-    `exact` is whether λ is fixed bit for bit by the model's definition (a diagonal Gaussian's
-    fields), so that every decoder recomputes the prior's standard deviations identically;
-    otherwise (an eigendecomposition, a fit) the file stores them.
+    `exact` is whether μ, λ and U are fixed bit for bit by the model's definition (a diagonal
+    Gaussian's fields, or the portable fit of a `models.Pretrained`), so that every decoder
+    recomputes the prior's standard deviations, and X_σ from the decoded z, identically;
+    otherwise (a LAPACK eigendecomposition, another model's fit) the file stores the standard
+    deviations.
     """
 
     mean: np.ndarray
@@ -32,9 +34,18 @@ class GaussianView(NamedTuple):
         return z if self.eigenvectors is None else z @ self.eigenvectors.astype(x.dtype)
 
     def from_coords(self, z: np.ndarray) -> np.ndarray:
-        """x = μ + U z for a batch `(n, d)`, in the dtype of `z`."""
+        """x = μ + U z for a batch `(n, d)`, in the dtype of `z`.
+
+        For an exact U, U z is summed over the components in index order, one rounding per
+        product and sum (IEEE basic operations), so X_σ is the same bits on every machine; a
+        BLAS matmul would sum in an order its kernel chooses."""
         if self.eigenvectors is not None:
-            z = z @ self.eigenvectors.T.astype(z.dtype)
+            u = self.eigenvectors.astype(z.dtype)
+            if self.exact:
+                terms = (z[:, j, None] * u[:, j] for j in range(self.dim))
+                z = functools.reduce(np.add, terms)
+            else:
+                z = z @ u.T
         return self.mean.astype(z.dtype) + z
 
     def information_bits(self, sigma: np.ndarray) -> float:
@@ -53,11 +64,14 @@ def view(source: scores.Gaussian) -> GaussianView:
     )
 
 
-def fitted(model, where: str) -> GaussianView | None:
+def fitted(model, dtype: str, where: str) -> GaussianView | None:
     """The Gaussian of the data the model stands for: the model itself when it is a Gaussian,
-    else what its `gaussian_fit()` returns, else `None`."""
+    else what its `gaussian_fit()` returns (for a `models.Pretrained`, exact, in the file's
+    `dtype` whatever the default float dtype), else `None`."""
     if isinstance(model, scores.Gaussian):
         return view(model)
+    if isinstance(model, models.Pretrained):
+        return view(model.gaussian_fit(dtype))._replace(exact=True)
     fit = getattr(model, "gaussian_fit", None)
     if fit is None:
         return None
@@ -97,9 +111,9 @@ def whitened(view_: GaussianView, sigma: np.ndarray, dtype: str) -> scores.Gauss
     component; maths §7).
 
     Built as the `scores.Gaussian` directly: λ and σ are already checked finite and > 0, so
-    `scores.gaussian`'s validation (a device round trip per call) would only repeat it."""
+    `scores.gaussian`'s validation (a device round trip per call) would only repeat it. Its
+    fields stay NumPy arrays: the decoder's jit takes them as it takes device arrays, and
+    building those would dispatch to the device once more per field."""
     var = np.asarray(view_.variances, np.float64) / np.asarray(sigma, np.float64) ** 2
     var = np.broadcast_to(var, (view_.dim,)).astype(dtype)
-    return scores.Gaussian(
-        mean=jnp.zeros(view_.dim, dtype), eigenvalues=jnp.asarray(var), eigenvectors=None
-    )
+    return scores.Gaussian(mean=np.zeros(view_.dim, dtype), eigenvalues=var, eigenvectors=None)

@@ -38,8 +38,8 @@ class TraversalPoint(NamedTuple):
     - `bits_per_dim`: 8 × bytes / (n·d) of the files, header included, mean ± SE over files;
       every decoder of a (mode, σ) reads the same files, hence the same bits.
     - `kl_bits_per_dim`: KL(q‖p) of the coded messages per dimension.
-    - `header_bits_per_dim`: the files' headers (the codec's container, with a one-shot file's
-      stored prior, and the rcc header), paid once per file.
+    - `header_bits_per_dim`: the files' headers (the codec's container and the rcc header),
+      paid once per file.
     - `mse`: E‖X − X̂‖² / d per dimension, ± SE over items.
     - `perception`: `PERCEPTION_ESTIMATOR` of X̂ against the reference, ± SE.
     - `samples`: the first `keep` reconstructions (for image grids), shaped like the items.

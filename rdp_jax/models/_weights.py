@@ -14,7 +14,8 @@ from jaxtyping import Array, ArrayLike, Float
 
 from rdp_jax.models._edm import EDMDenoiser
 from rdp_jax.models._networks import make_network
-from rdp_jax.scores import Gaussian, ModelScore, ScoreSource, from_model, gaussian
+from rdp_jax.models._spectrum import portable_eigh
+from rdp_jax.scores import Gaussian, ModelScore, ScoreSource, from_model
 
 FORMAT = "rdp-jax model"
 VERSION = 1
@@ -93,45 +94,46 @@ class Pretrained(ScoreSource):
         """∇ log p_σ(x) as the network estimates it (see `ModelScore.score`)."""
         return self.source.score(x, sigma)
 
-    def gaussian_fit(self) -> Gaussian:
-        """`scores.gaussian(mean, cov)` of the training data, on the flattened event (d,).
+    def gaussian_fit(self, dtype=None) -> Gaussian:
+        """The Gaussian N(mean, cov) of the training data, on the flattened event (d,).
 
         The Gaussian theory's model of these data: its Tweedie denoiser is the Wiener-filter
-        baseline of `benchmarks/models.py`, and a prior for one-shot coding. It is built in the
-        default float dtype (float32 unless `jax_enable_x64`), from the covariance that
-        `_resolvable_cov` makes positive definite at that dtype's precision.
+        baseline of `benchmarks/models.py`, and the codec's one-shot prior. Its spectrum is
+        `portable_eigh` of the stored float64 covariance, with the eigenvalues floored at
+        4·d·ε·λ_max (ε of `dtype`), then cast to `dtype`: the same bits on every machine, so
+        the codec recomputes its prior from the model instead of storing it in each file.
+
+        The floor keeps the directions the data do not resolve at this precision (digits'
+        constant border pixels, whose variance is the stored ridge, 1e-6 of the mean) above
+        the d·ε·λ_max below which `scores.gaussian` would call Σ singular; there, a Wiener gain
+        λ/(λ + σ²) stays ≤ 4·d·ε·λ_max/σ².
+
+        **Arguments:** `dtype`: a float dtype (default: float32 unless `jax_enable_x64`).
+
+        **Returns:** a full-covariance `scores.Gaussian` with `eigenvalues` ascending.
         """
-        dtype = jnp.result_type(float)
-        mean = np.asarray(self.data_mean, dtype)
-        return gaussian(mean, _resolvable_cov(self.data_cov, dtype))
+        dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+        cov = np.asarray(self.data_cov, np.float64)
+        eigenvalues, eigenvectors = _spectrum(cov.tobytes(), len(cov))
+        floor = 4 * len(eigenvalues) * float(jnp.finfo(dtype).eps) * eigenvalues[-1]
+        return Gaussian(
+            mean=jnp.asarray(np.asarray(self.data_mean, dtype)),
+            eigenvalues=jnp.asarray(np.maximum(eigenvalues, floor).astype(dtype)),
+            eigenvectors=jnp.asarray(eigenvectors.astype(dtype)),
+        )
 
 
 # Added to the covariance's diagonal, relative to its mean variance: digits' border pixels never
-# vary, so the sample covariance is singular; this makes it positive definite in float64. Below
-# float32's resolution, where `_resolvable_cov` floors the spectrum instead.
+# vary, so the sample covariance is singular; this makes it positive definite in float64.
 COV_RIDGE = 1e-6
 
 
-def _resolvable_cov(cov: ArrayLike, dtype) -> np.ndarray:
-    """Σ with its eigenvalues floored at 4·d·ε·λ_max (ε of `dtype`), cast to `dtype`.
-
-    `scores.gaussian` calls Σ positive definite when its smallest computed eigenvalue exceeds
-    d·ε·λ_max. Casting Σ to `dtype` moves it by at most ½√d·ε·λ_max in 2-norm, and `eigh` is
-    backward stable (a further small multiple of ε·λ_max), so eigenvalues of at least 4·d·ε·λ_max
-    stay above that threshold. A floored direction is one the data do not resolve at this
-    precision (a constant pixel); its Wiener gain λ/(λ + σ²) stays ≤ 4·d·ε·λ_max/σ². Done on the
-    host in float64; Σ is returned unchanged (only cast) where no eigenvalue is below the floor.
-
-    **Arguments:** `cov` (d, d), symmetric positive semi-definite; `dtype` a float dtype.
-
-    **Returns:** a (d, d) numpy array of `dtype`.
-    """
-    cov = np.asarray(cov, np.float64)
-    eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (cov + cov.T))
-    floor = 4 * len(cov) * np.finfo(dtype).eps * eigenvalues[-1]
-    if eigenvalues[0] < floor:
-        cov = (eigenvectors * np.maximum(eigenvalues, floor)) @ eigenvectors.T
-    return cov.astype(dtype)
+@functools.lru_cache(maxsize=8)
+def _spectrum(cov: bytes, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """`portable_eigh` of a float64 (d, d) covariance given as its bytes, once per model."""
+    eigenvalues, eigenvectors = portable_eigh(np.frombuffer(cov, np.float64).reshape(d, d))
+    eigenvalues.flags.writeable = eigenvectors.flags.writeable = False
+    return eigenvalues, eigenvectors
 
 
 def data_moments(data: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
