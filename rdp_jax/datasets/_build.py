@@ -10,12 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rdp_jax.datasets._load import PHOTOGRAPHS
+
 DATA = Path(__file__).parent / "data"
-# Photographs bundled with scikit-image (no download), by split: whole pictures are held out.
-PHOTOGRAPHS = {
-    "train": ("camera", "astronaut", "coffee", "rocket"),
-    "test": ("chelsea", "coins"),
-}
 
 
 def digits_arrays() -> dict[str, np.ndarray]:
