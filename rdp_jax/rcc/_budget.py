@@ -83,8 +83,8 @@ def _allowed(kl_bits: np.ndarray, nats: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def max_dimension_kl() -> float:
     """The largest KL, in bits, of a mean-shift chunk (one dimension, say) that meets its
-    allowance at 2^22 candidates: 14.3 bits (on the table's 1/16-bit grid). A dimension above it cannot be sampled without
-    bias by any count `encode` may search, and cannot be split.
+    allowance at 2^22 candidates: 14.3 bits (on the table's 1/16-bit grid). A dimension above
+    it cannot be sampled without bias by any count `encode` may search, and cannot be split.
     """
     kl = np.arange(_deficit_table().shape[1]) * _STEP_BITS
     ok = _allowed(kl, _deficit_table()[-1])

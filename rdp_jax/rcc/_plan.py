@@ -235,10 +235,10 @@ def _refuse_unreachable(bound: TailBound, kl_bits: np.ndarray) -> None:
 BASE_SIZES = (1.0, 1.25)
 
 
-def _budget_split(bound, kl_bits, var, budget, base):
+def _budget_split(bound, kl_bits, var, budget, base, lower):
     """The split layout from `base` equal-width chunks that meets the budget (halving chunks
-    above `max_dimension_kl()`, then one bit less while the budget fails), with its counts'
-    exponents; None when even single dimensions miss it."""
+    above `max_dimension_kl()`, then, if `lower`, one bit less while the budget fails), with
+    its counts' exponents; None when that fails."""
     dim = kl_bits.shape[0]
     cuts = balanced_cuts(dim, base)
     base_kl = equivalent_kl(bound, np.diff(cuts), 0, EXPONENTS[-1:])[:, 0]
@@ -264,7 +264,7 @@ def _budget_split(bound, kl_bits, var, budget, base):
         if math.isfinite(total):
             split_q = split_probability_q(np.array(flags, dtype=bool))
             return _segment("split", split_q, base, counts, kl_bits, var, 0 * counts, 1), exponents
-        if np.all(counts == 1):
+        if not lower or np.all(counts == 1):
             return None
         threshold -= 1.0
 
@@ -283,10 +283,11 @@ def plan_budget_layout(
 
     - **split**, from C₀ = ⌈KL/(s·k)⌉ equal-width chunks for s in `BASE_SIZES` (free to send),
       halved only where a chunk's equivalent KL (`_budget.equivalent_kl`) exceeds what 2^22
-      candidates keep within its allowance (`max_dimension_kl()`), and further while the
-      message's budget fails. The chunk KLs then spread, which widens the index law a little
-      (`expected_index_bits`), far less than sending cuts costs when the KL varies from one
-      dimension to the next (~4.7 bits per chunk for a χ²₁ spread);
+      candidates keep within its allowance (`max_dimension_kl()`), and, from base chunks of
+      k, further while the message's budget fails (larger bases that fail it are dropped).
+      The chunk KLs then spread, which widens the index law a little (`expected_index_bits`),
+      far less than sending cuts costs when the KL varies from one dimension to the next
+      (~4.7 bits per chunk for a χ²₁ spread);
     - **cuts**: KL-balanced cuts at k (`chunk_counts`), cheap when the KL per dimension is
       uniform or piecewise constant.
 
@@ -309,7 +310,10 @@ def plan_budget_layout(
     budget = message_budget(var)
     total_kl = float(np.sum(kl_bits))
     bases = {min(dim, max(1, math.ceil(total_kl / (s * chunk_bits) - 1e-9))) for s in BASE_SIZES}
-    plans = [_budget_split(bound, kl_bits, var, budget, base) for base in sorted(bases)]
+    # Larger base chunks are tried only as they are: split to meet the budget they lose their
+    # point, and the smallest base does that better.
+    bases = sorted(bases, reverse=True)
+    plans = [_budget_split(bound, kl_bits, var, budget, b, b == bases[0]) for b in bases]
     counts = chunk_counts(kl_bits, chunk_bits)
     if len(counts) > 1 and np.abs(width_deviations(counts)).max() <= deviation_bound(dim):
         exponents, _, total = allocate(equivalent_kl(bound, counts), budget)
