@@ -218,7 +218,11 @@ def _refuse_unreachable(bound: TailBound, kl_bits: np.ndarray) -> None:
     for dim in suspects.tolist():
         kl_eq = float(equivalent_kl(bound, np.ones(1, np.int64), dim, EXPONENTS[-1:])[0, 0])
         if kl_eq > top:
-            equivalent = "" if bound.std_ratio(dim) == 1.0 else f" (as risky as {kl_eq:.1f})"
+            equivalent = (
+                ""
+                if bound.std_ratio(dim) == 1.0
+                else f" (as risky as a {kl_eq:.1f}-bit mean shift)"
+            )
             raise ValueError(
                 f"encode: dimension {dim} cannot be sampled without bias: it holds "
                 f"{kl_bits[dim]:.1f} bits of KL(q‖p){equivalent}{_wider(bound, dim)}, above "
