@@ -96,7 +96,7 @@ def encode(
     to the next is not cut into width-sized pieces), and each searches 2^j candidates,
     18 ≤ j ≤ 22, doubled where the deficit falls most until Σ deficit ≤ 1 standard error of
     ln w(x), no chunk more than 0.2 of its own. A 2048-dim shift Δ_i ~ N(0, τ²) at 0.87 bits/dim
-    costs about 1.36–1.42 × KL (`benchmarks/README.md`). The counts are not sent: a PFR decoder
+    costs about 1.39–1.44 × KL (`benchmarks/README.md`). The counts are not sent: a PFR decoder
     regenerates only the chosen candidates, and the header's N, the largest count, spans every
     index. A dimension whose truncation risk, alone, exceeds that of a 14.3-bit mean shift
     (`_budget.max_dimension_kl`) at 2^22 candidates cannot be split nor searched enough, and
