@@ -14,6 +14,8 @@ the mean log2 w deficit per chunk (± se), the KS p-value of the chunk projectio
 part of log w (n = chunks), and candidates/s. Then encode/decode wall time, payload / KL and
 whole stream / KL for 64-, 784- and 2048-dim messages, and candidates/s against two NumPy
 baselines per dtype: the plain PFR loop (one candidate per iteration) and a vectorised one.
+`--section families [--families gauss-0.87,shift]`: messages whose KL varies between dimensions
+(`_family`), payload and stream / KL under the old and the default layout, and the bias.
 
 The script exposes every CPU core as a JAX device (JAX_NUM_CPU_DEVICES, unless already set);
 `encode` deals chunk groups over the devices. The NumPy baselines run on one core.
@@ -34,7 +36,9 @@ import scipy.stats
 jax.config.update("jax_enable_x64", True)
 
 from rdp_jax import rcc  # noqa: E402
-from rdp_jax.rcc._index_model import zipf_exponent  # noqa: E402
+from rdp_jax.rcc import _plan  # noqa: E402
+from rdp_jax.rcc._index_model import log_weight_variance, zipf_exponent  # noqa: E402
+from rdp_jax.rcc._plan import _extra_bits  # noqa: E402
 
 
 def _message(d, seed=0, dtype=np.float64, family="shift"):
@@ -60,18 +64,24 @@ def _family(name, d, seed=0):
     """(q_mean, q_std, p_mean, p_std) of a d-dim message whose KL varies between dimensions.
 
     - "gauss-b": a mean shift Δ_i ~ N(0, τ²) with τ² = 2 ln 2 · b, so b bits/dim on average
-      (KL_i = Δ_i² / (2 ln 2) bits: a χ²₁ spread, like a real residual's).
+      (KL_i = Δ_i² / (2 ln 2) bits: a χ²₁ spread, like a real residual's), clipped at 14 bits a
+      dimension (`encode` refuses one above 14.3 bits, maths §12; at 2 bits/dim one of 2048
+      dimensions exceeds it almost surely).
     - "variance": q/p standard-deviation ratios e^{N(−0.35, 0.35²)} (mostly σ_q < σ_p, a few
       above) and mean shifts N(0, 0.5²): unequal variances, w bounded in most dimensions.
     - "image": a 32 × (d/32) grid of smooth regions (shift magnitudes constant per region,
       from 0.2 to 1.6) with a few edges (a one-pixel line of shift 3 along each region border),
       raster order: the KL profile of an image's latent, piecewise constant with spikes.
+    - "shift" and "channel": `_message`'s uniform families (1 bit/dim).
     """
     rng = np.random.default_rng(seed)
     ones, zeros = np.ones(d), np.zeros(d)
+    if name in ("shift", "channel"):
+        return _message(d, seed, family=name)
     if name.startswith("gauss-"):
         tau = math.sqrt(2 * math.log(2) * float(name.split("-")[1]))
-        return tau * rng.standard_normal(d), ones, zeros, ones
+        top = math.sqrt(2 * math.log(2) * 14.0)
+        return np.clip(tau * rng.standard_normal(d), -top, top), ones, zeros, ones
     if name == "variance":
         ratio = np.exp(rng.normal(-0.35, 0.35, d))
         return 0.5 * rng.standard_normal(d), ratio, zeros, ones
@@ -84,40 +94,89 @@ def _family(name, d, seed=0):
     return shift.ravel(), ones, zeros, ones
 
 
-_FAMILIES = ("gauss-0.25", "gauss-0.87", "gauss-1", "gauss-2", "variance", "image")
+# family: d. The headline Gaussian-Δ shift at 2048 dimensions, the others at 1024 (the image
+# family's edges need ~2^22 candidates in many chunks), the uniform shift at 800.
+_FAMILIES = {
+    "gauss-0.87": 2048, "gauss-0.25": 1024, "gauss-1": 1024, "gauss-2": 1024,
+    "variance": 1024, "image": 1024, "shift": 800, "channel": 1024,
+}  # fmt: skip
 
 
-def _print_families(d=2048):
+def _bias_z(info, args):
+    """(ln w(x) − KL) / sd_q(ln w) of the decoded sample x, in nats: N(0, 1) under q. For a
+    mean shift it is the projection of x − Δ on Δ/‖Δ‖; truncation moves it by −Σ deficit / sd
+    (maths §12), what the bias budget bounds by one."""
+    q_mean, q_std, p_mean, p_std = args
+    x = np.asarray(info.sample, np.float64)
+    log_w = scipy.stats.norm.logpdf(x, q_mean, q_std) - scipy.stats.norm.logpdf(x, p_mean, p_std)
+    sd = math.sqrt(float(np.sum(log_weight_variance(*args))))
+    return (float(np.sum(log_w)) - info.kl_bits * math.log(2)) / sd
+
+
+def _families_row(name, d, seed, variant):
+    """One encode of a family message under a layout variant; None if `encode` refuses it."""
+    args = _family(name, d, seed)
+    options = {"old": dict(num_candidates=2**18)}.get(variant, {})
+    sizes = _plan.BASE_SIZES
+    _plan.BASE_SIZES = (1.0,) if variant == "k" else sizes
+    start = time.perf_counter()
+    try:
+        data, info = rcc.encode(jax.random.key(seed), *args, return_info=True, **options)
+    except ValueError:
+        return None
+    finally:
+        _plan.BASE_SIZES = sizes
+    seconds = time.perf_counter() - start
+    extra = np.log2(info.chunk_candidates // info.chunk_candidates.min()).astype(np.int64)
+    sent = _extra_bits(extra, int(info.chunk_candidates.min())) if variant != "old" else 0.0
+    return {
+        "payload": info.payload_bits / info.kl_bits,
+        "stream": 8 * len(data) / info.kl_bits,
+        "sent": (info.payload_bits + sent) / info.kl_bits,
+        "z": _bias_z(info, args),
+        "chunks": info.num_chunks,
+        "kl/chunk": info.kl_bits / info.num_chunks,
+        "layout": info.layout,
+        "Mcand": info.chunk_candidates.sum() / 1e6,
+        "s": seconds,
+    }
+
+
+def _print_families(names, seeds=(0, 1, 2)):
     print(
-        f"\nheterogeneous families, d = {d}, defaults; payload / KL, stream / KL, chunks and "
-        "their mean KL, layout, mean log2 w deficit per chunk"
+        "\nheterogeneous families, 3 seeds each (the message and the key vary): payload / KL "
+        "and stream / KL for the v6 layout (old: every chunk's risk capped at a k-bit chunk's, "
+        "N = 2^18, the old default below 600 chunks), the budget layout with base chunks of k "
+        "bits only (k, gauss-0.87 only), and the default (new: base chunks of k or 1.25 k, "
+        "the cheaper estimate); 'sent' is the new payload had the counts been sent; z the sample's "
+        "(ln w − KL)/sd, the mean projection on Δ in SE for mean shifts, pooled over seeds "
+        "(× √3); candidates searched (millions) and seconds per encode"
     )
-    for name in _FAMILIES:
-        # A χ²₁ spread puts 10+ bits in one dimension of a Gaussian-Δ message now and then,
-        # which `encode` refuses (maths §11); the refusals are counted, the first seed that
-        # encodes is measured.
-        for seed in range(20):
-            args_ = _family(name, d, seed)
-            start = time.perf_counter()
-            try:
-                data, info = rcc.encode(jax.random.key(5), *args_, return_info=True)
-            except ValueError:
+    rcc.encode(jax.random.key(0), *_family("shift", 64))  # compile
+    for name in names:
+        d = _FAMILIES[name]
+        variants = ("old", "k", "new") if name == "gauss-0.87" else ("old", "new")
+        rows = {v: [_families_row(name, d, s, v) for s in seeds] for v in variants}
+        cells = []
+        for variant, got in rows.items():
+            ok = [r for r in got if r is not None]
+            if not ok:
+                cells.append(f"{variant}: refused")
                 continue
-            break
-        else:
-            print(f"{name:>11}: refused for all 20 seeds", flush=True)
-            continue
-        seconds = time.perf_counter() - start
-        deficit = info.chunk_kl_bits - info.chunk_log2_weight
-        print(
-            f"{name:>11} (seed {seed}, {seed} refused): KL {info.kl_bits:7.0f} bits, "
-            f"payload {info.payload_bits / info.kl_bits:.3f}"
-            f" × KL, stream {8 * len(data) / info.kl_bits:.3f} × KL, {info.num_chunks} chunks of "
-            f"{info.kl_bits / info.num_chunks:.2f} bits ({info.layout}), deficit "
-            f"{deficit.mean():.3f} ± {deficit.std() / math.sqrt(len(deficit)):.3f}, "
-            f"N = {sorted(set(info.chunk_candidates.tolist()))}, {seconds:.1f} s",
-            flush=True,
-        )
+            payload = "/".join(f"{r['payload']:.3f}" for r in ok)
+            stream = "/".join(f"{r['stream']:.3f}" for r in ok)
+            pooled = sum(r["z"] for r in ok) / math.sqrt(len(ok))
+            sent = "/".join(f"{r['sent']:.3f}" for r in ok)
+            cells.append(
+                f"{variant}: pay {payload} stream {stream} z {pooled:+.2f}"
+                + (f" (refused {len(got) - len(ok)})" if len(ok) < len(got) else "")
+                + f" C {np.mean([r['chunks'] for r in ok]):.0f} of "
+                f"{np.mean([r['kl/chunk'] for r in ok]):.1f} b ({ok[0]['layout']}), "
+                f"{np.mean([r['Mcand'] for r in ok]):.0f} Mcand, "
+                f"{np.mean([r['s'] for r in ok]):.0f} s"
+                + (f", sent {sent}" if variant == "new" else "")
+            )
+        print(f"{name} (d = {d}):\n  " + "\n  ".join(cells), flush=True)
 
 
 def _zipf_bits(indices, n, kbar):
@@ -331,6 +390,11 @@ def main():
         help="message family of the --row rows (see _message)",
     )
     parser.add_argument(
+        "--families",
+        default=",".join(_FAMILIES),
+        help=f"families of --section families, comma-separated (default: {','.join(_FAMILIES)})",
+    )
+    parser.add_argument(
         "--section",
         choices=("frontier", "messages", "speed", "families", "progressive"),
         action="append",
@@ -363,7 +427,7 @@ def main():
     if "speed" in sections:
         _print_speed()
     if "families" in sections:
-        _print_families()
+        _print_families(args.families.split(","))
     if "progressive" in sections:
         _print_progressive()
 

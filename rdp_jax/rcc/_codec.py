@@ -25,18 +25,20 @@ class EncodeInfo(NamedTuple):
       bits: flags, N, C, the index law's and the layout's parameters; format v7, `_fields`)
       and the CRC32.
     - `num_chunks`: the number of chunks C.
-    - `layout`: how the chunks were laid out (`_plan.plan_layout`): "cuts" (KL-balanced cuts,
-      sent as width changes) or "split" (equal widths, halved where the truncation risk is
-      high, sent as split flags); the encoder keeps the one of lower estimated payload.
+    - `layout`: how the chunks were laid out: "cuts" (KL-balanced cuts, sent as width changes)
+      or "split" (equal widths, halved where a chunk is too risky, sent as split flags); the
+      encoder keeps the one of lower estimated payload (`_plan.plan_budget_layout` for the
+      default PFR, `_plan.plan_layout` otherwise).
     - `chunk_dims`: the number of dimensions in each chunk (contiguous, in order), shape `(C,)`.
     - `chunk_kl_bits`: the KL of each chunk in bits, shape `(C,)`.
     - `chunk_log2_weight`: log2 w = log2 q/p of each chunk's selected candidate, shape `(C,)`;
       E[chunk_kl_bits − chunk_log2_weight] is the truncation bias ("deficit", maths §10),
       0 for exact PFR.
     - `indices`: the selected candidate index of each chunk, shape `(C,)`.
-    - `chunk_candidates`: the candidates each chunk searched, N or N·2^e for the chunks whose
-      truncation risk needed more (see `encode`), shape `(C,)`; N is the stream's, chosen per
-      message by default.
+    - `chunk_candidates`: the candidates each chunk searched, shape `(C,)`. By default (PFR,
+      `num_candidates=None`) 2^j, 18 ≤ j ≤ 22, from the message's bias budget, and not in the
+      stream (the header's N is the largest); otherwise N, or N·2^e for the chunks whose
+      truncation risk needed more (recorded in the stream).
     - `index_bits`: the ideal codelength Σ −log2 P(index) under the index laws; `payload_bits`
       exceeds it by the layout's codelength and the coder's termination (a few bits).
     """
@@ -86,42 +88,46 @@ def encode(
     """Sends one sample of q = N(μ_q, diag σ_q²) to a decoder that knows only p and the key.
 
     The exact per-dimension KL (`gaussian_kl_bits`) is split into contiguous chunks of about
-    `chunk_bits` each: KL-balanced cuts (`chunk_counts`), or equal widths halved wherever a
-    chunk's truncation risk exceeds that of a k-bit mean shift, whichever is estimated to cost
-    fewer bits (`EncodeInfo.layout`). In each chunk the encoder draws N candidates z_j ~ p from
-    the shared key and arrival times T_j = Σ_{i≤j} E_i, E_i ~ Exp(1), from its own key-derived
-    randomness, and sends the index of (Li & El Gamal 2018, maths §10)
+    `chunk_bits` k each or more (below; `EncodeInfo.layout`). In each chunk the encoder draws N
+    candidates z_j ~ p from the shared key and arrival times T_j = Σ_{i≤j} E_i, E_i ~ Exp(1),
+    from its own key-derived randomness, and sends the index of (Li & El Gamal 2018, maths §10)
 
     .. math::
         j^\\star = \\arg\\min_{j < N}\\; \\log T_j - \\log w(z_j), \\qquad w = q/p.
 
-    Untruncated, z_{j*} ~ q exactly; with N candidates the sample is close to q when N ≫ 2^k
-    and biased towards p otherwise: for a k-bit mean shift the chosen log2 w falls short of
-    the KL by the deficit of maths §12 (0.196 bits per chunk at k = 8, N = 2^18), which moves
-    the sample's mean projection on Δ by √C·deficit/√(2 KL) standard errors over C chunks.
-    **The default N is therefore chosen per message** (`num_candidates=None`): the smallest
-    power of two from 2^18 to 2^22 that keeps this bias within one standard error for the
-    message's C = ⌈KL/k⌉ chunks: at k = 8, 2^18 below C = 600 (4,800 bits), 2^19 below 1,491,
-    2^20 below 3,987, 2^21 below 11,500 and 2^22 from there (a 10⁵-dim, 1 bit/dim message:
-    0.6 standard errors expected, where 2^18 gave 4.6). The stream records N; a larger N costs
-    search time, not bits (the index law spans [0, N) at full precision). k = 8 costs
-    1.33 × KL at 1 bit/dim; k = 6, N = 2^16 is 3x faster and costs 1.46 × KL. For the seed
-    paper's channel q = N(√ᾱ x, 1−ᾱ) against p = N(0, 1), where w is bounded, the deficit is
-    far smaller
-    (0.011 ± 0.027 bits per chunk at k = 8, N = 2^18). The indices are range-coded
+    Untruncated, z_{j*} ~ q exactly; with N candidates the sample is biased towards p: the
+    chosen log2 w falls short of the chunk's KL by the deficit of maths §12 (0.196 bits at
+    k = 8, N = 2^18), which moves the statistic ln w(x), the sample's mean projection on Δ for a
+    mean shift, by Σ deficit / sd(ln w) standard errors. The indices are range-coded
     (constriction) under the PFR index law of `_index_model` (ln T_J = ln S + ln w(z_J), with S
     ~ Exp(1) independent of z_J ~ q), whose parameters go in the header; the layout follows the
     indices in the range-coded block.
 
-    **Concentrated KL.** A chunk still riskier than a k-bit mean shift at N — by its Chernoff
-    bound on P_q(w ≥ N) through the Rényi divergence, or, for a single dimension that cannot
-    be split further, by that exact tail probability — searches N·2^e candidates, with the
-    smallest e that makes it as safe; e is recorded in the stream
-    (`EncodeInfo.chunk_candidates`). When not even 2^22 candidates suffice, `encode` raises a
-    `ValueError` naming the dimension and its KL instead of returning a sample biased towards
-    p. At the defaults that is an equal-variance mean shift beyond 10.5 bits in one dimension
-    (|μ_q − μ_p| > 3.82 σ_p, e.g. q = N(4, 1) against p = N(0, 1)), and can be less when
-    σ_q > σ_p, where w has a heavy tail (maths §11).
+    **The default (PFR, `num_candidates=None`) spends one bias budget on the whole message**
+    (`_budget`, maths §12): the chunks carry about k bits or more each, whatever their widths
+    (every chunk pays ~3 bits of index overhead, so a message of KL varying from one dimension
+    to the next is not cut into width-sized pieces), and each searches 2^j candidates,
+    18 ≤ j ≤ 22, doubled where the deficit falls most until Σ deficit ≤ 1 standard error of
+    ln w(x), no chunk more than 0.2 of its own. A 2048-dim shift Δ_i ~ N(0, τ²) at 0.87 bits/dim
+    costs about 1.39–1.44 × KL (`benchmarks/README.md`). The counts are not sent: a PFR decoder
+    regenerates only the chosen candidates, and the header's N, the largest count, spans every
+    index. A dimension whose truncation risk, alone, exceeds that of a 14.3-bit mean shift
+    (`_budget.max_dimension_kl`) at 2^22 candidates cannot be split nor searched enough, and
+    `encode` refuses it with a `ValueError` naming it, before any search: an equal-variance
+    mean shift beyond |μ_q − μ_p| > 4.45 σ_p, or less when σ_q > σ_p, where w has a heavy tail
+    (maths §11).
+
+    **With ORC or a given N**, every chunk is kept no riskier than a k-bit mean shift at N (its
+    Chernoff bound on P_q(w ≥ N) through the Rényi divergence, or, for a single dimension, that
+    exact tail): equal-width chunks are halved where riskier, or KL-balanced cuts are sent,
+    whichever costs less, and a chunk still too risky searches N·2^e candidates, with the
+    smallest e that makes it as safe (recorded in the stream); `encode` refuses a dimension
+    that not even 2^22 make safe (at k = 8, N = 2^18: an equal-variance mean shift beyond
+    10.5 bits). ORC's default N is the smallest 2^j from 2^18 to 2^22 that keeps the k-bit
+    reference's bias within one standard error for C = ⌈KL/k⌉ chunks. k = 8 costs
+    1.33 × KL at 1 bit/dim; k = 6, N = 2^16 is 3x faster and costs 1.46 × KL. For the seed
+    paper's channel q = N(√ᾱ x, 1−ᾱ) against p = N(0, 1), where w is bounded, the deficit is
+    far smaller (0.011 ± 0.027 bits per chunk at k = 8, N = 2^18).
 
     **Portability.** The stream decodes to the same bits on every machine: the candidates are
     specified to the bit (`_candidates`: Threefry-2x32 counters, and a normal quantile computed
@@ -135,16 +141,18 @@ def encode(
     - `algorithm`: "pfr", or "orc" for ordered random coding (Theis & Yosri 2022): the same
       candidates, but T_j are the sorted times of N i.i.d. Exp(1), so the sample is minimal
       random coding's (z_j chosen ∝ w(z_j) among the N) and the index is its time's rank.
-    - `chunk_bits`: target KL per chunk k, in bits, > 0.
+    - `chunk_bits`: target KL per chunk k, in bits, > 0 (the default PFR layout tries base
+      chunks of k and 1.25 k and keeps the cheaper).
     - `num_candidates`: candidates per chunk N, an integer in [2, 2^22], or None (the default,
-      chosen per message as above).
+      chosen per chunk or per message as above).
     - `return_info`: also return an `EncodeInfo`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`. The same key and
     inputs always give the same bytes.
 
     **Raises:** `ValueError` naming the argument for bad shapes, dtypes or values, a key that is
-    not a threefry2x32 key, and a dimension too far from p to be sampled without bias (above).
+    not a threefry2x32 key, a dimension too far from p to be sampled without bias, and a
+    message whose bias budget no layout meets (above).
 
     **Warns:** `UserWarning` in float32 when q puts more than 10⁻³ of a dimension's mass beyond
     μ_p ± 5.42 σ_p, which float32 candidates cannot reach (the sample would be biased).
@@ -190,7 +198,7 @@ def encode(
         chunk_kl_bits=message.chunk_kl_bits,
         chunk_log2_weight=message.chunk_log2_weight,
         indices=message.indices,
-        chunk_candidates=message.num_candidates << segment.extra,
+        chunk_candidates=message.chunk_candidates,
         index_bits=index_bits(
             message.indices,
             segment.extra,

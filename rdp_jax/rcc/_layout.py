@@ -193,14 +193,17 @@ class TailBound:
         return terms, usable
 
 
-def mean_shift_log_bound(chunk_bits: float, num_candidates: int) -> float:
+def mean_shift_log_bound(chunk_bits, num_candidates):
     """`TailBound.log_bound` of an equal-variance mean-shift chunk of `chunk_bits` KL.
 
     There λ D_{1+λ} = λ(1+λ) KL (nats): the unbounded-w worst case, at which the defaults were
     validated as unbiased (`benchmarks/rcc.py`). A split layout keeps every chunk at or below it.
+    Both arguments broadcast (arrays give an array, floats a float).
     """
-    kl = chunk_bits * _LN2
-    return float(np.min(_LAMBDAS * (1.0 + _LAMBDAS) * kl - _LAMBDAS * math.log(num_candidates)))
+    kl = np.asarray(chunk_bits, dtype=np.float64)[..., None] * _LN2
+    log_n = np.log(np.asarray(num_candidates, dtype=np.float64))[..., None]
+    bound = np.min(_LAMBDAS * (1.0 + _LAMBDAS) * kl - _LAMBDAS * log_n, axis=-1)
+    return float(bound) if bound.ndim == 0 else bound
 
 
 def single_dimension_log_tail(q_mean, q_std, p_mean, p_std, log_n: float) -> float:
@@ -241,25 +244,31 @@ def mean_shift_log_tail(chunk_bits: float, num_candidates: int) -> float:
     return float(scipy.special.log_ndtr(-(math.log(num_candidates) - kl) / math.sqrt(2.0 * kl)))
 
 
-def mean_shift_deficit(chunk_bits: float, num_candidates: int) -> float:
+def mean_shift_deficit(chunk_bits, num_candidates: int, nodes: int = 2**14):
     """E[KL − ln w(z_J)] in nats for PFR on a k-bit equal-variance mean shift with N candidates:
     the truncation bias of the reference chunk (maths §12, where it is derived).
 
     In x = ln s, with m = KL in nats, v = 2m and c = ln N − x, it is
     ∫ exp(x − Λ(e^x)) √v φ((c − m)/√v) dx / (1 − e^{−N}) with
-    Λ = e^x Φ((c − m)/√v) + N Φ̄((c + m)/√v), by the trapezoid rule (2¹⁴ nodes over the
-    integrand's span, accurate to ~1e-12 relative for 1 ≤ k ≤ 64 and N ≥ 2^k).
+    Λ = e^x Φ((c − m)/√v) + N Φ̄((c + m)/√v), by the trapezoid rule (`nodes` nodes over the
+    integrand's span; 2¹⁴ are accurate to ~1e-12 relative for 1 ≤ k ≤ 64 and N ≥ 2^k).
+
+    **Arguments:** `chunk_bits` k > 0, a float or an array (evaluated elementwise); N ≥ 2.
+
+    **Returns:** the deficit in nats, a float or an array of `chunk_bits`' shape.
     """
-    m = chunk_bits * _LN2
-    sd = math.sqrt(2.0 * m)
+    m = np.asarray(chunk_bits, dtype=np.float64)[..., None] * _LN2
+    sd = np.sqrt(2.0 * m)
     log_n = math.log(num_candidates)
-    x = np.linspace(min(log_n + m - 12.0 * sd, -40.0), log_n + m + 12.0 * sd, 2**14)
+    low = np.minimum(log_n + m - 12.0 * sd, -40.0)
+    x = low + (log_n + m + 12.0 * sd - low) * np.linspace(0.0, 1.0, nodes)
     z = (log_n - x - m) / sd
     log_cdf = scipy.special.log_ndtr
     rate = np.exp(np.logaddexp(x + log_cdf(z), log_n + log_cdf(-z - 2.0 * m / sd)))
     f = np.exp(x - rate - 0.5 * z * z) * sd / math.sqrt(2.0 * math.pi)
-    integral = (x[1] - x[0]) * (f.sum() - 0.5 * (f[0] + f[-1]))
-    return float(integral / -math.expm1(-num_candidates))
+    integral = (x[..., 1] - x[..., 0]) * (f.sum(-1) - 0.5 * (f[..., 0] + f[..., -1]))
+    deficit = integral / -math.expm1(-num_candidates)
+    return float(deficit) if deficit.ndim == 0 else deficit
 
 
 def unbiased_candidates(total_kl_bits: float, chunk_bits: float) -> int:

@@ -20,7 +20,7 @@ from rdp_jax.rcc._candidates import (
 )
 from rdp_jax.rcc._layout import DEFAULT_CANDIDATES, gaussian_kl_bits, unbiased_candidates
 from rdp_jax.rcc._pfr import search_chunks
-from rdp_jax.rcc._plan import plan_layout
+from rdp_jax.rcc._plan import plan_budget_layout, plan_layout
 
 # Elements (candidates × padded width) per chunk per scan step, and per compiled call over a
 # group of chunks: bounds memory to a few MB of temporaries whatever N and d are.
@@ -40,6 +40,7 @@ class Message(NamedTuple):
     chunk_kl_bits: np.ndarray
     chunk_log2_weight: np.ndarray
     num_candidates: int  # N of the stream header
+    chunk_candidates: np.ndarray  # the candidates each chunk searched
 
 
 def _pow2(n: int) -> int:
@@ -116,22 +117,29 @@ def simulate(
     num_candidates: int | None,
     algorithm: str,
 ) -> Message:
-    """Lays out the chunks (`plan_layout`), runs truncated PFR on every chunk and regenerates the
+    """Lays out the chunks, runs truncated PFR (or ORC) on every chunk and regenerates the
     chosen sample.
 
     Inputs are validated 1-D arrays of one dtype and the segment's key words; see `encode`.
-    `num_candidates` None is the default: N = `unbiased_candidates` of the message, against the
-    risk reference of `DEFAULT_CANDIDATES` (`plan_layout`).
+    `num_candidates` None is the default: for PFR the bias-budget layout
+    (`plan_budget_layout`: per-chunk counts, not sent, the header's N the largest); for ORC
+    N = `unbiased_candidates` of the message, against the risk reference of
+    `DEFAULT_CANDIDATES` (`plan_layout`).
     """
     as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
     kl = gaussian_kl_bits(*as64)
     if p_mean.dtype == np.float32:
         _warn_unreachable_tail(*as64)
-    reference = None
-    if num_candidates is None:
-        reference = DEFAULT_CANDIDATES
-        num_candidates = unbiased_candidates(float(np.sum(kl)), chunk_bits)
-    segment = plan_layout(*as64, kl, chunk_bits, num_candidates, reference)
+    if num_candidates is None and algorithm == "pfr":
+        segment, searched = plan_budget_layout(tuple(as64), kl, chunk_bits)
+        num_candidates = int(searched.max())
+    else:
+        reference = None
+        if num_candidates is None:
+            reference = DEFAULT_CANDIDATES
+            num_candidates = unbiased_candidates(float(np.sum(kl)), chunk_bits)
+        segment = plan_layout(*as64, kl, chunk_bits, num_candidates, reference)
+        searched = num_candidates << segment.extra
     counts = segment.counts
     num_chunks = len(counts)
     chunk_of_dim, slot_of_dim = _dim_maps(counts)
@@ -147,9 +155,8 @@ def simulate(
     # several devices (GPUs, or CPU cores exposed with JAX_NUM_CPU_DEVICES) search at once.
     devices = jax.local_devices()
     calls = []
-    for width, extra in sorted(set(zip(widths.tolist(), segment.extra.tolist(), strict=True))):
-        ids = np.flatnonzero((widths == width) & (segment.extra == extra))
-        count = num_candidates << extra
+    for width, count in sorted(set(zip(widths.tolist(), searched.tolist(), strict=True))):
+        ids = np.flatnonzero((widths == width) & (searched == count))
         block = max(_MIN_BLOCK, min(_pow2(count), _BLOCK_ELEMENTS // width))
         # The group size does not depend on C, so one compilation per (width, block) serves
         # every message; the padding chunks of the last group cost at most one call's candidates.
@@ -177,4 +184,5 @@ def simulate(
         indices[chunk_ids] = np.asarray(index)[: len(chunk_ids)]
         logw[chunk_ids] = np.asarray(log_weight)[: len(chunk_ids)]
     sample = regenerate(segment_key, counts, indices, p_mean, p_std)
-    return Message(segment, indices, sample, kl, chunk_kl, logw / math.log(2.0), num_candidates)
+    log2_weight = logw / math.log(2.0)
+    return Message(segment, indices, sample, kl, chunk_kl, log2_weight, num_candidates, searched)
