@@ -163,7 +163,7 @@ def test_uniform_kl_needs_no_layout_bits(options):
     # 1 bit/dim everywhere: KL-balanced cuts are the equal-width ones and nothing splits (the
     # default may take chunks of 1.25 k, `_plan.BASE_SIZES`).
     data, info = rcc.encode(jax.random.key(0), *mean_shift(800), return_info=True, **options)
-    segment = unpack(data)[0].segments[0]
+    segment = unpack(data, dim=800)[0].segments[0]
     assert np.all(info.chunk_dims == info.chunk_dims[0]) and segment.layout_q == 0
     assert info.chunk_dims[0] in ((8, 10) if not options else (8,))
 
