@@ -30,7 +30,7 @@ from portability import (  # noqa: E402
 
 from rdp_jax import rcc, scores  # noqa: E402
 from rdp_jax.rcc import _candidates, _portable_math, _progressive  # noqa: E402
-from rdp_jax.rcc._index_model import index_law  # noqa: E402
+from rdp_jax.rcc._index_model import _convolve_window, index_law  # noqa: E402
 from rdp_jax.rcc._tables import TOTAL, table_from_frequencies  # noqa: E402
 
 mpmath.mp.prec = 128
@@ -184,6 +184,28 @@ def test_index_law_is_an_exact_integer_table():
     law = index_law(2**18, 128, 53, "pfr")
     cdf = np.cumsum(law.intervals.freq) / TOTAL
     assert 2**5 < law.knots[np.searchsorted(cdf, 0.5)] < 2**10
+
+
+@given(st.integers(1, 40), st.integers(1, 60), st.integers(0, 2**32 - 1), st.booleans())
+def test_windowed_convolution_is_numpys(num_weights, extra, seed, structured):
+    # The index law's CDF convolves only where the integrand varies; on any valid window it
+    # must give np.convolve's integers exactly (a wide law, as a corrupted stream may claim,
+    # took np.convolve minutes).
+    rng = np.random.default_rng(seed)
+    n = num_weights - 1 + extra
+    if structured:  # 0, then varying, then constant: the integrand's shape
+        stop = int(rng.integers(0, n + 1))
+        first = int(rng.integers(0, stop + 1))
+        levels = np.full(n, int(rng.integers(0, 1 << 24)), np.int64)
+        levels[:first] = 0
+        levels[first:stop] = rng.integers(0, 1 << 24, stop - first)
+    else:
+        levels = rng.integers(0, 1 << 24, n)
+    weights = rng.integers(0, 1 << 28, num_weights)
+    start = int(rng.integers(num_weights - 1, n))
+    size = int(rng.integers(1, n - start + 1))
+    want = np.convolve(levels, weights)[start : start + size]
+    assert np.array_equal(_convolve_window(levels, weights, start, size), want)
 
 
 def test_index_law_keeps_its_precision_at_the_largest_count():
