@@ -267,7 +267,8 @@ def _budget_split(bound, kl_bits, var, budget, base, lower):
         exponents, _, total = allocate(equivalent_kl(bound, counts), budget)
         if math.isfinite(total):
             split_q = split_probability_q(np.array(flags, dtype=bool))
-            return _segment("split", split_q, base, counts, kl_bits, var, 0 * counts, 1), exponents
+            none = np.zeros_like(counts)  # no exponents: the budget's counts are not sent
+            return _segment("split", split_q, base, counts, kl_bits, var, none, 1), exponents
         if not lower or np.all(counts == 1):
             return None
         threshold -= 1.0
@@ -323,7 +324,7 @@ def plan_budget_layout(
         exponents, _, total = allocate(equivalent_kl(bound, counts), budget)
         if math.isfinite(total):
             q = cut_scale_q(counts)
-            cuts = _segment("cuts", q, len(counts), counts, kl_bits, var, 0 * counts, 1)
+            cuts = _segment("cuts", q, len(counts), counts, kl_bits, var, np.zeros_like(counts), 1)
             plans.append((cuts, exponents))
     plans = [plan for plan in plans if plan is not None]
     if not plans:
@@ -332,7 +333,6 @@ def plan_budget_layout(
             f"({BIAS_SE} standard error) even one per chunk at 2^22 candidates: too many are "
             "too far from p. Send it in steps with `progressive_encode`."
         )
+    # A single chunk's layout is normalised where it is coded (`_bitstream.coded`).
     (segment, _), exponents = min(plans, key=lambda plan: plan[0][1])
-    if len(segment.counts) == 1:  # one chunk: the header stores no layout for it
-        segment = segment._replace(layout="cuts", layout_q=0)
     return segment, np.left_shift(1, exponents)
