@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
 import theory  # noqa: E402
-from rdp_jax import rcc  # noqa: E402
+from rdp_jax import rcc, scores  # noqa: E402
 from rdp_jax.rcc._bitstream import unpack  # noqa: E402
 from rdp_jax.rcc._budget import (  # noqa: E402
     CHUNK_BIAS,
@@ -132,19 +132,53 @@ def test_counts_are_not_sent_and_the_header_holds_the_largest():
     assert np.all(info.indices < info.chunk_candidates)
 
 
-def test_the_plan_meets_the_bias_budget():
-    # Σ deficit over the chunks at their counts ≤ one standard error of Σ ln w, and each chunk
-    # within its own allowance (the bias the plan predicts, from the theory's deficit).
+def test_doublings_go_where_they_cost_the_search_least():
+    # Two chunks of 8 bits, the first 256 dimensions wide, the second 8, and a budget that one
+    # doubling meets: by candidates alone they tie (the first is doubled), by search work the
+    # narrow one is, at 1/32 of the cost.
+    kl_eq = np.full((2, len(EXPONENTS)), 8.0)
+    table = deficit(kl_eq)
+    budget = 0.5 * (table[0, 0] + table[0, 1]) + table[1, 0]
+    by_count, _, _ = allocate(kl_eq, budget)
+    by_work, _, total = allocate(kl_eq, budget, np.array([256, 8]))
+    assert by_count.tolist() == [EXPONENTS[1], EXPONENTS[0]]
+    assert by_work.tolist() == [EXPONENTS[0], EXPONENTS[1]] and total <= budget
+
+
+@pytest.mark.parametrize("share", [1.0, 1 / math.sqrt(8)])
+def test_the_plan_meets_the_bias_budget(share):
+    # Σ deficit over the chunks at their counts ≤ `share` standard errors of Σ ln w, and each
+    # chunk within its own allowance (the bias the plan predicts, from the theory's deficit).
     args = gaussian_delta(2048, 0.87, 1)
     kl = rcc.gaussian_kl_bits(*args)
-    segment, counts = plan_budget_layout(args, kl, 8.0)
+    segment, counts = plan_budget_layout(args, kl, 8.0, share)
     chunk = np.repeat(np.arange(len(segment.counts)), segment.counts)
     chunk_kl = np.bincount(chunk, kl)
     pairs = zip(chunk_kl.tolist(), counts.tolist(), strict=True)
     d = np.array([float(theory.pfr_truncation_deficit(m * _LN2, float(n))) for m, n in pairs])
-    assert d.sum() <= message_budget(log_weight_variance(*args)) * (1 + 1e-3)
+    assert d.sum() <= share * message_budget(log_weight_variance(*args)) * (1 + 1e-3)
     assert np.all(d <= CHUNK_BIAS * np.sqrt(2 * _LN2 * chunk_kl) * (1 + 1e-3))
     assert np.all((counts >= DEFAULT_CANDIDATES) & (counts <= 2**22))
+
+
+def test_progressive_steps_share_one_budget_by_default():
+    # Every step gets the budget layout at 1/√S of its own budget (maths §12): counts from 2^18,
+    # not sent, the header's N the largest of any step's; the trajectory decodes bit-exactly.
+    rng = np.random.default_rng(4)
+    d, grid = 48, np.geomspace(4.0, 0.5, 4)
+    var = np.exp(rng.normal(size=d))
+    model, x = scores.gaussian(np.zeros(d), var), np.sqrt(var) * rng.normal(size=d)
+    prior = {"prior_mean": np.zeros(d), "prior_std": np.sqrt(var + grid[0] ** 2)}
+    key = jax.random.key(5)
+    data, info = rcc.progressive_encode(key, x, grid, model, return_info=True, **prior)
+    header, _ = unpack(data, dim=d, steps=len(grid))
+    assert not any(np.any(s.extra) for s in header.segments)
+    assert np.all(info.step_candidates >= DEFAULT_CANDIDATES * info.step_num_chunks)
+    n = header.num_candidates  # a power of two from the budget's 2^18 … 2^22
+    assert DEFAULT_CANDIDATES <= n <= 2**22 and n & (n - 1) == 0
+    assert np.asarray(rcc.progressive_decode(key, data, grid, model, **prior)).tobytes() == (
+        np.asarray(info.sample).tobytes()
+    )
 
 
 @pytest.mark.parametrize("family", ["gauss", "variance", "image"])

@@ -21,8 +21,8 @@ each however wide that makes them. A chunk whose w is not a pure mean shift is m
 
 Counts start at 2^18 (`DEFAULT_CANDIDATES`, the count the width-based layout was validated at)
 or at the smallest 2^j that meets the chunk's allowance, and are doubled greedily, where the
-deficit falls most per added candidate, until the message's budget holds (`allocate`): the
-search time goes where the bias is. A PFR decoder regenerates only the chosen index, and the
+deficit falls most per unit of search work (added candidates × padded width), until the
+message's budget holds (`allocate`): the search time goes where the bias is cheapest to remove. A PFR decoder regenerates only the chosen index, and the
 index law of the largest count spans every chunk's, so the counts are not sent.
 """
 
@@ -146,11 +146,31 @@ def message_budget(log_weight_variance: np.ndarray) -> float:
     return BIAS_SE * math.sqrt(float(np.sum(log_weight_variance)))
 
 
-def allocate(kl_eq: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Each chunk's candidate count: the smallest 2^j that meets its allowance, then doublings,
-    greedily where the deficit falls most per added candidate, until Σ deficit ≤ `budget`.
+def next_pow2(n: int) -> int:
+    """The smallest power of two ≥ n (1 for n ≤ 1)."""
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
-    **Arguments:** `kl_eq` from `equivalent_kl`, shape (C, J); the budget in nats.
+
+def search_widths(counts: np.ndarray) -> np.ndarray:
+    """Each chunk's padded width in the search: the power of two ≥ max(4, its dimension count).
+
+    A candidate costs the search its chunk's padded width in noise draws, so a chunk of many
+    low-KL dimensions (the first steps of a progressive stream) costs far more per candidate
+    than a narrow one of the same KL. Each width is searched in its own calls (`_message`), so
+    a few wide chunks do not widen the others; powers of two cap the compilations.
+    """
+    return np.array([max(4, next_pow2(int(c))) for c in counts], dtype=np.int64)
+
+
+def allocate(
+    kl_eq: np.ndarray, budget: float, widths: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each chunk's candidate count: the smallest 2^j that meets its allowance, then doublings,
+    greedily where the deficit falls most per unit of search work (added candidates × the
+    chunk's padded width), until Σ deficit ≤ `budget`.
+
+    **Arguments:** `kl_eq` from `equivalent_kl`, shape (C, J); the budget in nats; each chunk's
+    padded search width (`search_widths`; default 1 each, work counted in candidates).
 
     **Returns:** (exponents j of the counts, shape (C,); the chunks no count lets meet their
     allowance, a boolean mask; the total deficit, nats, +inf when the budget cannot be met).
@@ -163,10 +183,12 @@ def allocate(kl_eq: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray, 
     total = float(np.sum(table[rows, level]))
     if hopeless.any() or not math.isfinite(total):
         return EXPONENTS[level], hopeless, math.inf
+    work = np.ones(len(level)) if widths is None else np.asarray(widths, dtype=np.float64)
 
     def gain(chunk: int) -> float:
         j = level[chunk]
-        return (table[chunk, j] - table[chunk, j + 1]) / float(1 << int(EXPONENTS[j]))
+        added = float(1 << int(EXPONENTS[j])) * work[chunk]
+        return (table[chunk, j] - table[chunk, j + 1]) / added
 
     heap = [(-gain(c), c) for c in np.flatnonzero(level < len(EXPONENTS) - 1).tolist()]
     heapq.heapify(heap)

@@ -11,6 +11,7 @@ import scipy.special
 from jaxtyping import Array, Float
 
 from rdp_jax.rcc._bitstream import Segment
+from rdp_jax.rcc._budget import next_pow2, search_widths
 from rdp_jax.rcc._candidates import (
     CANDIDATES,
     FLOAT32_REACH,
@@ -43,25 +44,11 @@ class Message(NamedTuple):
     chunk_candidates: np.ndarray  # the candidates each chunk searched
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
-
-
 def _dim_maps(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(chunk of each dimension, slot of each dimension within its chunk)."""
     chunk_of_dim = np.repeat(np.arange(len(counts)), counts)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     return chunk_of_dim, np.arange(int(counts.sum())) - starts[chunk_of_dim]
-
-
-def chunk_widths(counts: np.ndarray) -> np.ndarray:
-    """Each chunk's padded width in the search: the power of two ≥ max(4, its dimension count).
-
-    Each width is searched in its own calls, so a few wide chunks (low-KL stretches of a
-    KL-balanced layout, or 9-dim chunks among 8-dim ones) do not widen the others; bucketing caps
-    the compilations. The candidates do not depend on it (`_candidates`).
-    """
-    return np.array([max(4, _pow2(int(c))) for c in counts], dtype=np.int64)
 
 
 def _padded(x: np.ndarray, multiple: int) -> np.ndarray:
@@ -116,13 +103,15 @@ def simulate(
     chunk_bits: float,
     num_candidates: int | None,
     algorithm: str,
+    budget_share: float = 1.0,
 ) -> Message:
     """Lays out the chunks, runs truncated PFR (or ORC) on every chunk and regenerates the
     chosen sample.
 
     Inputs are validated 1-D arrays of one dtype and the segment's key words; see `encode`.
     `num_candidates` None is the default: for PFR the bias-budget layout
-    (`plan_budget_layout`: per-chunk counts, not sent, the header's N the largest); for ORC
+    (`plan_budget_layout`: per-chunk counts, not sent, the header's N the largest; the message
+    spends `budget_share` of its bias budget); for ORC
     N = `unbiased_candidates` of the message, against the risk reference of
     `DEFAULT_CANDIDATES` (`plan_layout`).
     """
@@ -131,7 +120,7 @@ def simulate(
     if p_mean.dtype == np.float32:
         _warn_unreachable_tail(*as64)
     if num_candidates is None and algorithm == "pfr":
-        segment, searched = plan_budget_layout(tuple(as64), kl, chunk_bits)
+        segment, searched = plan_budget_layout(tuple(as64), kl, chunk_bits, budget_share)
         num_candidates = int(searched.max())
     else:
         reference = None
@@ -144,7 +133,7 @@ def simulate(
     num_chunks = len(counts)
     chunk_of_dim, slot_of_dim = _dim_maps(counts)
     chunk_kl = np.bincount(chunk_of_dim, weights=kl, minlength=num_chunks)
-    widths = chunk_widths(counts)
+    widths = search_widths(counts)
     candidate_keys = chunk_keys(segment_key, num_chunks, CANDIDATES)
     time_keys = chunk_keys(segment_key, num_chunks, TIMES)
 
@@ -157,7 +146,7 @@ def simulate(
     calls = []
     for width, count in sorted(set(zip(widths.tolist(), searched.tolist(), strict=True))):
         ids = np.flatnonzero((widths == width) & (searched == count))
-        block = max(_MIN_BLOCK, min(_pow2(count), _BLOCK_ELEMENTS // width))
+        block = max(_MIN_BLOCK, min(next_pow2(count), _BLOCK_ELEMENTS // width))
         # The group size does not depend on C, so one compilation per (width, block) serves
         # every message; the padding chunks of the last group cost at most one call's candidates.
         group = max(1, _STEP_ELEMENTS // (block * width))

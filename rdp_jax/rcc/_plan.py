@@ -32,6 +32,7 @@ from rdp_jax.rcc._budget import (
     equivalent_kl,
     max_dimension_kl,
     message_budget,
+    search_widths,
 )
 from rdp_jax.rcc._index_model import expected_index_bits, law_parameters, log_weight_variance
 from rdp_jax.rcc._layout import (
@@ -264,7 +265,7 @@ def _budget_split(bound, kl_bits, var, budget, base, lower):
     threshold = max_dimension_kl()
     while True:
         counts, flags = layout(threshold)
-        exponents, _, total = allocate(equivalent_kl(bound, counts), budget)
+        exponents, _, total = allocate(equivalent_kl(bound, counts), budget, search_widths(counts))
         if math.isfinite(total):
             split_q = split_probability_q(np.array(flags, dtype=bool))
             none = np.zeros_like(counts)  # no exponents: the budget's counts are not sent
@@ -275,7 +276,10 @@ def _budget_split(bound, kl_bits, var, budget, base, lower):
 
 
 def plan_budget_layout(
-    arrays: tuple[np.ndarray, ...], kl_bits: np.ndarray, chunk_bits: float
+    arrays: tuple[np.ndarray, ...],
+    kl_bits: np.ndarray,
+    chunk_bits: float,
+    budget_share: float = 1.0,
 ) -> tuple[Segment, np.ndarray]:
     """The default PFR layout: chunks sized by their KL, not their width, with the candidate
     counts of one bias budget for the whole message (`_budget`).
@@ -301,7 +305,8 @@ def plan_budget_layout(
     law spans every chunk's indices (PFR's candidates and arrival times do not depend on N).
 
     **Arguments:** (q_mean, q_std, p_mean, p_std) as float64 NumPy, the per-dimension KL in
-    bits and k.
+    bits, k, and the share of `message_budget` this message may spend (1 alone; the steps of a
+    progressive stream share one budget, `rdp_jax.rcc.progressive_encode`).
 
     **Returns:** (the segment, each chunk's candidate count).
 
@@ -312,7 +317,7 @@ def plan_budget_layout(
     bound = TailBound(*arrays, DEFAULT_CANDIDATES)
     _refuse_unreachable(bound, kl_bits)
     var = log_weight_variance(*arrays)
-    budget = message_budget(var)
+    budget = budget_share * message_budget(var)
     total_kl = float(np.sum(kl_bits))
     bases = {min(dim, max(1, math.ceil(total_kl / (s * chunk_bits) - 1e-9))) for s in BASE_SIZES}
     # Larger base chunks are tried only as they are: split to meet the budget they lose their
@@ -321,7 +326,7 @@ def plan_budget_layout(
     plans = [_budget_split(bound, kl_bits, var, budget, b, b == bases[0]) for b in bases]
     counts = chunk_counts(kl_bits, chunk_bits)
     if len(counts) > 1 and np.abs(width_deviations(counts)).max() <= deviation_bound(dim):
-        exponents, _, total = allocate(equivalent_kl(bound, counts), budget)
+        exponents, _, total = allocate(equivalent_kl(bound, counts), budget, search_widths(counts))
         if math.isfinite(total):
             q = cut_scale_q(counts)
             cuts = _segment("cuts", q, len(counts), counts, kl_bits, var, np.zeros_like(counts), 1)
@@ -330,8 +335,9 @@ def plan_budget_layout(
     if not plans:
         raise ValueError(
             f"encode: the message's {dim} dimensions cannot be sampled within its bias budget "
-            f"({BIAS_SE} standard error) even one per chunk at 2^22 candidates: too many are "
-            "too far from p. Send it in steps with `progressive_encode`."
+            f"({budget_share * BIAS_SE:.3g} standard error) even one per chunk at 2^22 "
+            "candidates: too many are too far from p. Send it in more, smaller steps "
+            "(`progressive_encode`)."
         )
     # A single chunk's layout is normalised where it is coded (`_bitstream.coded`).
     (segment, _), exponents = min(plans, key=lambda plan: plan[0][1])

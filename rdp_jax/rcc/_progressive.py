@@ -49,6 +49,8 @@ class ProgressiveInfo(NamedTuple):
     - `step_index_bits`: the ideal codelength of each step's indices under its index law.
     - `step_deficit_bits`: Σ over the step's chunks of KL − log2 w of the chosen candidate.
     - `step_num_chunks`: the chunk count of each step.
+    - `step_candidates`: the candidates each step searched, over all its chunks (the encode
+      time goes with it).
     - `kl_bits`, `payload_bits`, `header_bits`: totals, as in `EncodeInfo`.
     - `step_bits`: what each step adds to the stream: its header fields (`step_header_bits`),
       its candidate-count exponents', layout's and indices' ideal codelengths; the rest of the
@@ -65,6 +67,7 @@ class ProgressiveInfo(NamedTuple):
     step_index_bits: np.ndarray
     step_deficit_bits: np.ndarray
     step_num_chunks: np.ndarray
+    step_candidates: np.ndarray
     kl_bits: float
     payload_bits: int
     header_bits: int
@@ -146,7 +149,7 @@ def progressive_encode(
     prior_std: Float[ArrayLike, " d"] | None = None,
     algorithm: str = "pfr",
     chunk_bits: float = 8.0,
-    num_candidates: int = 2**18,
+    num_candidates: int | None = None,
     return_info: bool = False,
 ) -> bytes | tuple[bytes, ProgressiveInfo]:
     """Sends x at noise level σ_target = `sigmas[-1]` through the grid `sigmas` (DiffC).
@@ -159,7 +162,13 @@ def progressive_encode(
     - `model`: a score source (`rdp_jax.scores`) whose `denoise` takes one (d,) sample; the
       decoder must use the same one.
     - `prior_mean`, `prior_std`: the first step's p = N(μ, diag σ²); default N(0, 1 + σ_1²).
-    - `algorithm`, `chunk_bits`, `num_candidates`: as `encode`, for every step.
+    - `algorithm`, `chunk_bits`: as `encode`, for every step.
+    - `num_candidates`: None (the default) gives every PFR step the bias-budget layout of
+      `encode` (KL-sized chunks, counts 2^18–2^22 not sent), each step spending 1/√S of its own
+      budget: by Cauchy–Schwarz, Σ_s (1/√S) sd_s ≤ √(Σ_s Var ln w_s), so the whole trajectory's
+      ln w, whose steps are uncorrelated, is biased by at most `BIAS_SE` of its standard error,
+      however the variance falls over the steps (maths §12). An integer N is one count for
+      every chunk of every step (`encode`'s layout for a given N), as is ORC's default, 2^18.
     - `return_info`: also return a `ProgressiveInfo`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`.
@@ -170,11 +179,13 @@ def progressive_encode(
     algorithm, chunk_bits, num_candidates = coding_args(
         algorithm, chunk_bits, num_candidates, where
     )
-    num_candidates = num_candidates or DEFAULT_CANDIDATES  # one N for the whole stream
+    if num_candidates is None and algorithm == "orc":
+        num_candidates = DEFAULT_CANDIDATES  # ORC's index is a rank among N: one N per stream
     words = key_words(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
     grid = _grid(sigmas, dtype, where)
+    budget_share = 1.0 / math.sqrt(grid.size)
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], x.shape[0], dtype, where)
     first = (p_mean, p_std)
 
@@ -196,12 +207,15 @@ def progressive_encode(
             chunk_bits,
             num_candidates,
             algorithm,
+            budget_share,
         )
         messages.append(message)
         x_n = message.sample
 
     segments = tuple(m.segment for m in messages)
     dim = x.shape[0]
+    # The header's N spans every step's counts (a budget layout's are not sent).
+    num_candidates = max(m.num_candidates for m in messages)
     header = Header(jnp.dtype(dtype).name, algorithm, True, dim, num_candidates, segments)
     context = _context(words, *first, grid, model)
     # d is sent only when the decoder has no prior to take it from.
@@ -223,6 +237,7 @@ def progressive_encode(
             [np.sum(m.chunk_kl_bits - m.chunk_log2_weight) for m in messages]
         ),
         step_num_chunks=np.array([len(m.segment.counts) for m in messages]),
+        step_candidates=np.array([int(np.sum(m.chunk_candidates)) for m in messages]),
         kl_bits=float(sum(m.kl_bits.sum() for m in messages)),
         payload_bits=packed.payload_bits,
         header_bits=packed.header_bits,
