@@ -422,6 +422,32 @@ def test_ten_thousand_round_trips():
     assert mismatches == 0 and refused < 5_000
 
 
+def test_host_decoders_return_the_public_decoders_bits_as_numpy():
+    # The codec decodes on the host; the public decoders wrap the same path in a jax Array.
+    from rdp_jax.rcc._codec import host_decode
+    from rdp_jax.rcc._progressive import progressive_host_decode
+
+    args = _problem(7, 12, 20.0)
+    key = jax.random.key(7)
+    data, info = rcc.encode(key, *args, num_candidates=_N_FAST, return_info=True)
+    host, public = host_decode(key, data, args[2], args[3]), rcc.decode(key, data, *args[2:])
+    assert isinstance(host, np.ndarray) and isinstance(public, jax.Array)
+    assert host.dtype == public.dtype == np.asarray(info.sample).dtype
+    assert host.tobytes() == np.asarray(public).tobytes() == np.asarray(info.sample).tobytes()
+    with pytest.raises(ValueError, match=r"^decode: CRC32 mismatch"):
+        host_decode(jax.random.key(8), data, args[2], args[3])
+
+    model, grid, prior, x, _ = _diffc_setup()
+    data, info = rcc.progressive_encode(
+        key, x, grid, model, num_candidates=_N_FAST, return_info=True, **prior
+    )
+    host = progressive_host_decode(key, data, grid, model, **prior)
+    public = rcc.progressive_decode(key, data, grid, model, **prior)
+    assert isinstance(host, np.ndarray) and isinstance(public, jax.Array)
+    assert isinstance(info.sample, jax.Array)
+    assert host.tobytes() == np.asarray(public).tobytes() == np.asarray(info.sample).tobytes()
+
+
 # Progressive (DiffC) coding.
 
 

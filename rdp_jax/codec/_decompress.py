@@ -8,11 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from rdp_jax import rcc, scores
+from rdp_jax import scores
 from rdp_jax._decoder import decode
 from rdp_jax.codec import _container
 from rdp_jax.codec._gaussian_view import GaussianView, fitted, prior_std, view, whitened
 from rdp_jax.codec._model import Flat, event_shape, identity
+from rdp_jax.rcc._codec import host_decode
+from rdp_jax.rcc._progressive import progressive_host_decode
 
 
 class FileInfo(NamedTuple):
@@ -97,14 +99,15 @@ def _checked(rcc_decode, *args, **kwargs):
 
 def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView | None]:
     """X_σ as `(n, d)`, and the view whose coordinates the one-shot message used; `key` is
-    the stream's (`_container.stream_key`)."""
+    the stream's (`_container.stream_key`). The stream is decoded on the host (rcc's
+    `host_decode`): X_σ goes on in NumPy, so a device array would only be copied back."""
     n, dim = header.shape[0], math.prod(header.shape[1:])
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: the file holds float64 items; enable jax_enable_x64.")
     zeros = np.zeros(n * dim, header.dtype)
     if header.mode == "progressive":
         x_t = _checked(
-            rcc.progressive_decode,
+            progressive_host_decode,
             key,
             stream,
             header.grid,
@@ -112,7 +115,7 @@ def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView 
             prior_mean=zeros,
             prior_std=np.full(n * dim, header.first_std, header.dtype),
         )
-        return np.asarray(x_t).reshape(n, dim), None
+        return x_t.reshape(n, dim), None
     gaussian = _prior_view(header, model, where)
     if gaussian.dim != dim:
         raise ValueError(f"{where}: the model's Gaussian has dimension {gaussian.dim}, not {dim}.")
@@ -121,8 +124,8 @@ def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView 
         if header.prior == "stored"
         else prior_std(gaussian.variances, header.sigma, header.dtype)
     )
-    z = _checked(rcc.decode, key, stream, zeros, np.tile(np.asarray(std, header.dtype), n))
-    return np.asarray(z).reshape(n, dim), gaussian
+    z = _checked(host_decode, key, stream, zeros, np.tile(np.asarray(std, header.dtype), n))
+    return z.reshape(n, dim), gaussian
 
 
 def _decode_whitened(z, sigma, rho, target: GaussianView, dtype: str, options) -> np.ndarray:

@@ -188,7 +188,7 @@ def encode(
         return packed.data
     segment = packed.segments[0]
     info = EncodeInfo(
-        sample=message.sample,
+        sample=jnp.asarray(message.sample),
         kl_bits=float(message.kl_bits.sum()),
         payload_bits=packed.payload_bits,
         header_bits=packed.header_bits,
@@ -238,6 +238,24 @@ def decode(
     **Raises:** `ValueError` for bytes that are not an rdp-jax stream, a truncated or corrupted
     stream, a wrong key or prior (CRC32 mismatch), a bad format version or inconsistent header,
     and for `p_mean`/`p_std` of the wrong length or bad values.
+    """
+    return jnp.asarray(host_decode(key, data, p_mean, p_std))
+
+
+def host_decode(
+    key: PRNGKeyArray,
+    data: bytes,
+    p_mean: Float[ArrayLike, " d"],
+    p_std: Float[ArrayLike, " d"],
+) -> Float[np.ndarray, " d"]:
+    """`decode` on the host: the same checks and the same bits, as a NumPy array.
+
+    For callers that go on in NumPy (`rdp_jax.codec`): a device array would be copied back at
+    once, and that round trip costs more than regenerating the sample.
+
+    **Arguments**, **Raises:** as `decode`.
+
+    **Returns:** the sample, shape `(d,)`, a NumPy array of the dtype recorded in `data`.
     """
     where = "decode"
     dim = _prior_dim(p_mean, p_std, where)

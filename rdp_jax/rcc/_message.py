@@ -5,7 +5,6 @@ import warnings
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.special
 from jaxtyping import Array, Float
@@ -36,7 +35,7 @@ class Message(NamedTuple):
 
     segment: Segment
     indices: np.ndarray
-    sample: Float[Array, " d"]
+    sample: Float[np.ndarray, " d"]
     kl_bits: np.ndarray  # per dimension
     chunk_kl_bits: np.ndarray
     chunk_log2_weight: np.ndarray
@@ -61,11 +60,13 @@ def regenerate(
     indices: np.ndarray,
     p_mean: np.ndarray,
     p_std: np.ndarray,
-) -> Float[Array, " d"]:
+) -> Float[np.ndarray, " d"]:
     """z = μ_p + σ_p ε of the chosen candidates, in p's dtype, bit-identically on every machine.
 
     Only the C chosen candidates are generated, in NumPy (`_candidates.candidate_noise`); the
     affine map is NumPy's separate IEEE multiply and add, which round the same way everywhere.
+    The sample stays on the host: its consumers (the next progressive step's q, the codec's
+    change of coordinates) work in NumPy, and the public decoders convert it once.
     """
     chunk_of_dim, slot_of_dim = _dim_maps(counts)
     keys = chunk_keys(segment_key, len(counts), CANDIDATES)
@@ -76,7 +77,7 @@ def regenerate(
         slot_of_dim.astype(np.uint32),
         mean.dtype,
     )
-    return jnp.asarray(mean + std * eps)
+    return mean + std * eps
 
 
 def _warn_unreachable_tail(q_mean, q_std, p_mean, p_std) -> None:

@@ -123,15 +123,17 @@ def _prior(prior_mean, prior_std, sigma_1, dim, dtype, where):
     )
 
 
-def _reverse_step(model, x_n, sigma_n, sigma_next) -> tuple[Array, Array]:
-    """p of step n → n+1: mean D + r (x_n − D), std σ_{n+1} √(1 − r), in NumPy for determinism."""
+def _reverse_step(model, x_n, sigma_n, sigma_next) -> tuple[np.ndarray, np.ndarray]:
+    """p of step n → n+1: mean D + r (x_n − D), std σ_{n+1} √(1 − r), in NumPy for determinism.
+
+    σ_n goes to the jitted denoiser as a 0-d NumPy array, traced like a device array (a NumPy
+    scalar would be static, one compilation per σ)."""
     dtype = x_n.dtype
     r = (sigma_next / sigma_n) ** 2
-    denoised = np.asarray(_denoise(model, x_n, jnp.asarray(sigma_n, dtype)))
-    x = np.asarray(x_n)
-    mean = denoised + r * (x - denoised)
-    std = np.full(x.shape, sigma_next * np.sqrt(1 - r), dtype=dtype)
-    return jnp.asarray(mean.astype(dtype)), jnp.asarray(std)
+    denoised = np.asarray(_denoise(model, x_n, np.asarray(sigma_n, dtype)))
+    mean = denoised + r * (x_n - denoised)
+    std = np.full(x_n.shape, sigma_next * np.sqrt(1 - r), dtype=dtype)
+    return mean.astype(dtype), std
 
 
 def _context(words, prior_mean, prior_std, grid, model) -> bytes:
@@ -192,11 +194,11 @@ def progressive_encode(
     messages, x_n = [], None
     for step, sigma in enumerate(grid):
         if step == 0:
-            q_mean, q_std = x, jnp.full_like(x, sigma)
+            q_mean, q_std = x, np.full_like(x, sigma)
         else:
             r = (sigma / grid[step - 1]) ** 2
-            q_mean = jnp.asarray(np.asarray(x) + r * (np.asarray(x_n) - np.asarray(x)))
-            q_std = jnp.full_like(x, sigma * np.sqrt(1 - r))
+            q_mean = x + r * (x_n - x)
+            q_std = np.full_like(x, sigma * np.sqrt(1 - r))
             p_mean, p_std = _reverse_step(model, x_n, grid[step - 1], sigma)
         message = simulate(
             derive(words, step, SEGMENT),
@@ -225,7 +227,7 @@ def progressive_encode(
         return packed.data
     coded = packed.segments
     return packed.data, ProgressiveInfo(
-        sample=x_n,
+        sample=jnp.asarray(x_n),
         step_kl_bits=np.array([m.kl_bits.sum() for m in messages]),
         step_index_bits=np.array(
             [
@@ -275,6 +277,26 @@ def progressive_decode(
     **Raises:** `ValueError` for bytes that are not an rdp-jax stream, a corrupted or truncated
     stream, or one encoded with another key, grid, prior or model (the CRC covers the model's
     `fingerprint`), and for bad arguments.
+    """
+    prior = {"prior_mean": prior_mean, "prior_std": prior_std}
+    return jnp.asarray(progressive_host_decode(key, data, sigmas, model, **prior))
+
+
+def progressive_host_decode(
+    key: PRNGKeyArray,
+    data: bytes,
+    sigmas: Float[ArrayLike, " s"],
+    model: ScoreSource,
+    *,
+    prior_mean: Float[ArrayLike, " d"] | None = None,
+    prior_std: Float[ArrayLike, " d"] | None = None,
+) -> Float[np.ndarray, " d"]:
+    """`progressive_decode` on the host: the same checks and the same bits, as a NumPy array
+    (for callers that go on in NumPy, as `_codec.host_decode`).
+
+    **Arguments**, **Raises:** as `progressive_decode`.
+
+    **Returns:** x at σ_target, shape `(d,)`, a NumPy array of the dtype recorded in `data`.
     """
     where = "progressive_decode"
     steps = _grid(sigmas, np.float64, where).size
