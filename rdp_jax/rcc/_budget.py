@@ -22,8 +22,9 @@ each however wide that makes them. A chunk whose w is not a pure mean shift is m
 Counts start at 2^18 (`DEFAULT_CANDIDATES`, the count the width-based layout was validated at)
 or at the smallest 2^j that meets the chunk's allowance, and are doubled greedily, where the
 deficit falls most per unit of search work (added candidates × padded width), until the
-message's budget holds (`allocate`): the search time goes where the bias is cheapest to remove. A PFR decoder regenerates only the chosen index, and the
-index law of the largest count spans every chunk's, so the counts are not sent.
+message's budget holds (`allocate`): the search time goes where the bias is cheapest to
+remove. A PFR decoder regenerates only the chosen index, and the index law of the largest
+count spans every chunk's, so the counts are not sent.
 """
 
 import functools
