@@ -1,6 +1,7 @@
 """Codec benchmark: bits against I(X; X_σ), and end-to-end throughput against the parts.
 
-Run: `python benchmarks/codec.py [--section rates|targets|speed] [--items 1000] [--quick]`.
+Run: `python benchmarks/codec.py [--section rates|targets|speed] [--items 1000] [--quick]
+[--modes oneshot,progressive]`.
 
 - `rates`: bits/dim of whole files (header included) against I(X; X_σ) for an isotropic unit
   Gaussian at 1 bit/dim (σ² = 1/3), d ∈ {16, 64, 1024}, n·d = 4096 components per file, in
@@ -52,11 +53,11 @@ def _row(label, info, n, d) -> str:
     )
 
 
-def rates(quick: bool) -> None:
+def rates(quick: bool, modes: tuple[str, ...]) -> None:
     print("| mode | items × d | bits/dim | I bits/dim | file / I | payload / KL | headers |")
     print("|---|---|---|---|---|---|---|")
     total = 1024 if quick else 4096
-    for mode in ("oneshot", "progressive"):
+    for mode in modes:
         for d in (16, 64, 1024):
             n = max(total // d, 1)
             model, x = _items(d, n)
@@ -163,6 +164,9 @@ def main() -> None:
     parser.add_argument("--section", choices=("rates", "targets", "speed"), action="append")
     parser.add_argument("--items", type=int, default=1000, help="items of the 64-dim file")
     parser.add_argument("--quick", action="store_true", help="smaller files, for a smoke run")
+    parser.add_argument(
+        "--modes", default="oneshot,progressive", help="codec modes of `rates`, comma-separated"
+    )
     args = parser.parse_args()
     sections = args.section or ["rates", "targets", "speed"]
     if "speed" in sections:
@@ -170,7 +174,7 @@ def main() -> None:
     if "targets" in sections:
         targets(100 if args.quick else args.items)
     if "rates" in sections:
-        rates(args.quick)
+        rates(args.quick, tuple(args.modes.split(",")))
 
 
 if __name__ == "__main__":
