@@ -124,6 +124,32 @@ def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
             "pretrained",
         ),
         (["sweep", "--model", "gaussian:1", "--items", "3"], "`num_items` must be a multiple"),
+        (
+            ["sweep", "--model", "gaussian:1", "--out", "{root}/missing/r.csv"],
+            "--out '{root}/missing/r.csv': the directory",
+        ),
+        (
+            ["compress", "{root}/x.npy", "{root}/missing/y.rdp", "--model", SPEC, "--sigma", "1"],
+            "the directory",
+        ),
+        (
+            ["decompress", "{root}/x.rdp", "{root}/missing/r", "--model", SPEC, "--rho", "1"],
+            "RECON '{root}/missing/r.npy': the directory",
+        ),
+        (
+            [
+                "compress",
+                "{root}/x.npy",
+                "{root}/y.rdp",
+                "--model",
+                SPEC,
+                "--sigma",
+                "1",
+                "--seed",
+                "99999999999999999999999",
+            ],
+            "outside [0, 2^63)",
+        ),
         (["sweep", "--model", "gaussian:1", "--grid", "{root}/g.png"], "--grid"),
         (["sweep", "--model", "pretrained:gmm2d", "--noise", "matched"], "--noise"),
         (["sweep", "--model", "pretrained:gmm2d", "--items", "3"], "--items"),
@@ -131,10 +157,18 @@ def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
 )
 def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):
     root, _ = files
-    status, _, err = run(capsys, *(a.format(root=root) for a in argv))
+    argv = [a.format(root=root) for a in argv]
+    try:
+        status, _, err = run(capsys, *argv)
+    except SystemExit as exit_:  # argparse's own errors (a bad --seed): usage, then the error
+        status, err = exit_.code, capsys.readouterr().err.splitlines()[-1]
     assert status == 2
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("rdp-jax ") and message in lines[0], err
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("rdp-jax ")
+        and message.format(root=root) in lines[0]
+    ), err
 
 
 def test_sweep_writes_csv_and_json(tmp_path, capsys):
@@ -175,7 +209,12 @@ def test_model_specs(tmp_path):
     np.testing.assert_array_equal(full.cov, [[2.0, 0.5], [0.5, 1.0]])
     for spec, match in (
         ("gaussian:", "give variances"),
-        ("gaussian:dim=0,var=1", "dim must be a positive integer"),
+        ("gaussian:dim=0,var=1", "dim must be an integer from 1 to"),
+        ("gaussian:dim=inf", "dim must be an integer from 1 to"),
+        ("gaussian:dim=nan", "dim must be an integer from 1 to"),
+        ("gaussian:dim=1e12", "dim must be an integer from 1 to"),
+        ("gaussian:dim=4,dim=5", "the field dim is given twice"),
+        ("gaussian:dim=4,2", "mix of fields and bare numbers"),
         ("gaussian:dim=2,size=1", "unknown fields"),
         ("gaussian:var=1", "dim=D is required"),
         ("gaussian:1,x", "'x' is not a number"),

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rdp_jax import codec, datasets, decode, models, scores
+from rdp_jax.codec import _container
 
 DECODE = {"method": "exp4", "num_steps": 20}
 # Where only X_σ is compared, the cheapest decode (the learned model's ODE is the cost).
@@ -149,12 +150,10 @@ def test_same_key_same_bytes_and_another_key_other_bytes(coded):
     assert codec.compress(jax.random.PRNGKey(7), x, model, 1.0, **FAST) == data
     # A key with both words large round-trips through the header's varint.
     key = jax.random.fold_in(jax.random.key(7), 3)
-    other = codec.compress(key, x, model, 1.0, **FAST)
+    other, info = codec.compress(key, x, model, 1.0, return_info=True, **FAST)
     assert codec.inspect(other).key == tuple(int(w) for w in jax.random.key_data(key))
-    np.testing.assert_array_equal(
-        codec.decompress(other, model, 0.5, **DECODE),
-        codec.decompress(other, model, 0.5, **DECODE),
-    )
+    _, decoded = codec.decompress(other, model, 0.5, return_info=True, **DECODE)
+    np.testing.assert_array_equal(decoded.noisy, info.noisy)
 
 
 def test_two_rhos_change_only_the_decoder_output(coded):
@@ -249,7 +248,13 @@ def test_noise_is_the_channel():
         ({"sigma": np.ones(3), "mode": "progressive"}, "per-dimension `sigma` needs"),
         ({"key": np.zeros(3, np.uint32)}, "`key` must be a threefry2x32"),
         ({"mode": "progressive", "steps": 0}, "`steps` must be an integer >= 1"),
-        ({"mode": "progressive", "sigma_max": 0.5}, "`sigma_max` must be finite and > sigma"),
+        ({"mode": "progressive", "sigma_max": 0.5}, "`sigma_max` must be > sigma"),
+        ({"mode": "progressive", "sigma_max": np.inf}, "`sigma_max` must be > sigma"),
+        ({"mode": "progressive", "sigma": 1e-305}, "a progressive grid needs `sigma` >="),
+        ({"mode": "progressive", "steps": None}, "`steps` must be an integer >= 1"),
+        ({"x": np.zeros((2, 3), complex)}, "`x` must hold real numbers"),
+        ({"x": np.array([["a"] * 3] * 2)}, "`x` must hold real numbers"),
+        ({"sigma": "a"}, "`sigma` must be a number"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
@@ -260,8 +265,54 @@ def test_bad_arguments_raise(kwargs, match):
         codec.compress(key, x, model, sigma, **args)
 
 
+def test_a_float64_batch_without_x64_raises():
+    """Without x64 the stream could not hold float64: refused, never a float32 file labelled
+    float64."""
+    model, _ = _models("float32")["batch"]
+    with jax.enable_x64(False), pytest.raises(ValueError, match="`x` is float64; enable"):
+        codec.compress(jax.random.key(0), np.zeros((2, 3)), model, 1.0, **FAST)
+
+
+def test_a_scalar_model_is_refused_by_name():
+    class Scalar(scores.ScoreSource):
+        event_shape = ()
+
+        def denoise(self, x, sigma):
+            return x / (1 + sigma**2)
+
+    with pytest.raises(ValueError, match="scalar event shape"):
+        codec.compress(jax.random.key(0), np.zeros(2), Scalar(), 0.5, mode="progressive")
+
+
+def _forged(data: bytes, **fields) -> bytes:
+    """`data` with its header rewritten (fields of `_container.FileHeader`), stream kept."""
+    header, _, stream = _container.unpack(data)
+    return _container.header_bytes(header._replace(**fields)) + stream
+
+
+def test_forged_headers_raise_before_any_allocation(coded):
+    """Shapes and σ that no compress writes: a clear ValueError from `inspect` and from
+    `decompress`, not an IndexError, an overflow or a huge allocation."""
+    model, _, data = coded
+    forged = [
+        _forged(data, shape=(2**40, 3)),  # 2^40 items: terabytes of zeros before the CRC
+        _forged(data, shape=(1, 2**62, 4)),  # the product overflows int64
+    ]
+    for bad in forged:
+        for read in (codec.inspect, lambda b: codec.decompress(b, model, 0.5)):
+            with pytest.raises(ValueError, match="corrupted \\(a shape of more than"):
+                read(bad)
+    tiny = _forged(
+        data, mode="progressive", sigma=np.asarray(1e-310), grid=np.array([1e-310]), first_std=1.0
+    )
+    with pytest.raises(ValueError, match="corrupted \\(a bad σ grid\\)"):
+        codec.inspect(tiny)
+
+
 def test_bad_rho_raises(coded):
     model, _, data = coded
+    with pytest.raises(ValueError, match="`rho` must be a number"):
+        codec.decompress(data, model, "0.5x")
     with pytest.raises(ValueError, match="`rho` of shape \\(2,\\)"):
         codec.decompress(data, model, np.ones(2))
     with pytest.raises(ValueError, match="`rho` must lie in \\[0, 1\\]"):

@@ -125,6 +125,10 @@ def test_the_train_command_writes_a_loadable_model_and_a_figure(tmp_path, capsys
     assert (tmp_path / "g.loss.png").stat().st_size > 1000
     assert cli.main(["train", "--dataset", "gmm2d", "--steps", "0", "--out", str(out)]) == 2
     assert "--steps" in capsys.readouterr().err
+    # An unwritable output is refused before training, not after it.
+    missing = tmp_path / "missing" / "g.msgpack"
+    assert cli.main(["train", "--dataset", "gmm2d", "--out", str(missing), "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err and not missing.parent.exists()
 
 
 def test_the_command_lists_the_recipes():

@@ -11,11 +11,17 @@ Grammar (`KIND:ARGUMENTS`):
 Gaussian models are float64.
 """
 
+import math
+
 HELP = (
     "model SPEC: gaussian:V1,V2,... (diagonal variances, zero mean) | "
     "gaussian:dim=D,var=V[,mean=M] (isotropic) | gaussian:PATH.npy (variances, or a full "
     "covariance matrix) | pretrained:NAME (a learned model of rdp_jax.models)"
 )
+
+
+# A Gaussian's dimension on the command line: past what a file holds (`codec`'s 2^27 numbers).
+MAX_DIM = 2**27
 
 
 def _number(text: str, spec: str) -> float:
@@ -41,34 +47,30 @@ def _gaussian(arguments: str, spec: str):
     if not parts:
         raise ValueError(f"model SPEC {spec!r}: give variances, dim=D,var=V or a .npy file.")
     if any("=" in p for p in parts):
-        fields = dict(p.split("=", 1) for p in parts if "=" in p)
+        if not all("=" in p for p in parts):
+            raise ValueError(
+                f"model SPEC {spec!r}: mix of fields and bare numbers; use dim=D,var=V."
+            )
+        names = [p.split("=", 1)[0] for p in parts]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"model SPEC {spec!r}: the field {repeated[0]} is given twice.")
+        fields = dict(p.split("=", 1) for p in parts)
         unknown = sorted(set(fields) - {"dim", "var", "mean"})
-        if unknown or len(fields) != len(parts):
+        if unknown:
             raise ValueError(f"model SPEC {spec!r}: unknown fields {unknown}; use dim, var, mean.")
         if "dim" not in fields:
             raise ValueError(f"model SPEC {spec!r}: dim=D is required with var=V.")
         dim = _number(fields["dim"], spec)
-        if dim != int(dim) or dim < 1:
-            raise ValueError(f"model SPEC {spec!r}: dim must be a positive integer.")
+        if not (math.isfinite(dim) and dim == int(dim) and 1 <= dim <= MAX_DIM):
+            raise ValueError(
+                f"model SPEC {spec!r}: dim must be an integer from 1 to {MAX_DIM}, got {dim:g}."
+            )
         var = _number(fields.get("var", "1"), spec)
         mean = _number(fields.get("mean", "0"), spec)
         return scores.gaussian(np.full(int(dim), mean), np.full(int(dim), var))
     variances = np.array([_number(p, spec) for p in parts])
     return scores.gaussian(np.zeros(variances.size), variances)
-
-
-def _pretrained(name: str, spec: str):
-    try:
-        from rdp_jax import models
-    except ImportError:
-        raise ValueError(
-            f"model SPEC {spec!r}: pretrained models need rdp_jax.models, which this "
-            "installation does not have."
-        ) from None
-    pretrained = getattr(models, "pretrained", None)
-    if pretrained is None:
-        raise ValueError(f"model SPEC {spec!r}: rdp_jax.models has no `pretrained` loader.")
-    return pretrained(name)
 
 
 def parse(spec: str):
@@ -83,5 +85,7 @@ def parse(spec: str):
     if kind == "pretrained":
         if not arguments:
             raise ValueError(f"model SPEC {spec!r}: name the model, pretrained:NAME.")
-        return _pretrained(arguments, spec)
+        from rdp_jax import models
+
+        return models.pretrained(arguments)
     raise ValueError(f"model SPEC {spec!r}: unknown kind {kind!r}; use gaussian: or pretrained:.")

@@ -6,6 +6,7 @@ import json
 import sys
 import threading
 
+from rdp_jax._commands._arguments import check_writable, seed
 from rdp_jax._commands._model_spec import HELP as MODEL_HELP
 
 
@@ -69,6 +70,7 @@ def _compress(args: argparse.Namespace) -> int:
     from rdp_jax import codec
     from rdp_jax._commands._model_spec import parse
 
+    check_writable(args.output, "OUT")
     x = np.load(args.input, allow_pickle=False)
     model = parse(args.model)
     sigma = _vector(args.sigma, "sigma")
@@ -104,6 +106,9 @@ def _decompress(args: argparse.Namespace) -> int:
     from rdp_jax import codec
     from rdp_jax._commands._model_spec import parse
 
+    # np.save adds the suffix to a name without it
+    output = args.output if args.output.endswith(".npy") else args.output + ".npy"
+    check_writable(output, "RECON")
     with open(args.input, "rb") as f:
         data = f.read()
     model = parse(args.model)
@@ -111,8 +116,8 @@ def _decompress(args: argparse.Namespace) -> int:
     options = {"method": args.method, "num_steps": args.num_steps}
     with _working(f"decompressing {args.input}"):
         x_hat = np.asarray(codec.decompress(data, model, rho, **options))
-    np.save(args.output, x_hat)
-    print(f"{args.output}: {x_hat.shape} {x_hat.dtype} decoded at ρ = {args.rho}")
+    np.save(output, x_hat)
+    print(f"{output}: {x_hat.shape} {x_hat.dtype} decoded at ρ = {args.rho}")
     return 0
 
 
@@ -145,9 +150,9 @@ def _report(args: argparse.Namespace, rows, table) -> None:
     """The rows to `--out` (CSV or JSON) and as a table on stdout."""
     from rdp_jax import experiments
 
+    print(table(rows))  # first: the results are on screen whatever happens to the file
     if args.out:
         experiments.write_sweep(rows, args.out)
-    print(table(rows))
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -157,6 +162,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from rdp_jax import experiments, scores
     from rdp_jax._commands._model_spec import parse
 
+    for path, flag in ((args.out, "--out"), (args.plot, "--plot"), (args.grid, "--grid")):
+        check_writable(path, flag)
     model = parse(args.model)
     sigmas, rhos = _vector(args.sigmas, "sigmas").ravel(), _vector(args.rhos, "rhos").ravel()
     if not isinstance(model, scores.Gaussian):
@@ -248,7 +255,7 @@ def add(commands) -> None:
     compress.add_argument(
         "--mode", choices=("oneshot", "progressive"), help="default: the cheaper for the model"
     )
-    compress.add_argument("--seed", type=int, default=0, help="the shared key's seed")
+    compress.add_argument("--seed", type=seed, default=0, help="the shared key's seed")
     compress.add_argument("--steps", type=int, default=32, help="progressive grid steps")
     compress.add_argument("--sigma-max", type=float, help="progressive grid top")
     compress.set_defaults(run=_compress)
@@ -308,7 +315,7 @@ def add(commands) -> None:
         "--steps", type=int, default=8, help="learned models: progressive grid steps (default 8)"
     )
     sweep.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--seed", type=seed, default=0)
     _decode_arguments(sweep)
     sweep.add_argument("--out", help="results.csv or results.json")
     sweep.add_argument(

@@ -5,6 +5,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from rdp_jax._commands._arguments import check_writable, seed
+
 DATASETS = ("gmm2d", "digits", "patches")  # rdp_jax.models.RECIPES; a test checks they agree
 
 
@@ -12,6 +14,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"`--steps` must be >= 1, got {args.steps}.")
     out = Path(args.out)
+    check_writable(out, "--out")
+    check_writable(args.figure, "--figure")
     if args.classifier:
         return _train_classifier(args, out)
     figure = Path(args.figure) if args.figure else out.with_suffix(".loss.png")
@@ -87,7 +91,7 @@ def add(commands) -> None:
     train.add_argument("--dataset", required=True, choices=DATASETS, help="which recipe")
     train.add_argument("--steps", type=int, help="optimiser steps (default: the recipe's)")
     train.add_argument("--out", required=True, help="the weights file to write (.msgpack)")
-    train.add_argument("--seed", type=int, default=0, help="initialisation and batch seed")
+    train.add_argument("--seed", type=seed, default=0, help="initialisation and batch seed")
     train.add_argument("--checkpoint", help="resume from / save to this checkpoint file")
     train.add_argument("--figure", help="the loss-curve figure (default: OUT with .loss.png)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

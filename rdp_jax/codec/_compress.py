@@ -28,7 +28,8 @@ class CompressInfo(NamedTuple):
     - `bits_per_item`, `bits_per_dim`: `total_bits` over the items and over all dimensions.
     - `kl_bits`: KL(q‖p) of the whole message in bits, what ideal channel simulation would pay.
     - `num_chunks`: the rcc chunks of the message (all steps, progressive).
-    - `information_bits`: I(X; X_σ) per item for a Gaussian model (maths §8), else `None`.
+    - `information_bits`: I(X; X_σ) per item for a Gaussian model coded without `prior`
+      (maths §8), else `None`.
     - `noisy`: X_σ as every decoder rebuilds it, shaped like the input.
     """
 
@@ -59,7 +60,10 @@ def _key_words(key, where: str) -> np.ndarray:
 
 
 def _sigma(sigma, dim: int, dtype: str, where: str) -> np.ndarray:
-    sigma = np.asarray(sigma, np.float64)
+    try:
+        sigma = np.asarray(sigma, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: `sigma` must be a number or an array of them.") from None
     if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape != (dim,)):
         raise ValueError(
             f"{where}: `sigma` must be a scalar or one per dimension ({dim},); got {sigma.shape}."
@@ -71,13 +75,23 @@ def _sigma(sigma, dim: int, dtype: str, where: str) -> np.ndarray:
 
 
 def _grid(sigma: float, sigma_max: float, steps: int, dtype: str, where: str) -> np.ndarray:
-    if int(steps) != steps or not 1 <= steps <= _container.MAX_STEPS:
+    try:
+        whole = int(steps) == steps
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not 1 <= steps <= _container.MAX_STEPS:
         raise ValueError(
             f"{where}: `steps` must be an integer >= 1 (at most {_container.MAX_STEPS}), got "
             f"{steps!r}."
         )
-    if steps > 1 and not (math.isfinite(sigma_max) and sigma_max > sigma):
-        raise ValueError(f"{where}: `sigma_max` must be finite and > sigma ({sigma:g}).")
+    low, high = _container.SIGMA_RANGE
+    if not low <= sigma:
+        raise ValueError(f"{where}: a progressive grid needs `sigma` >= {low:.3g}, got {sigma:g}.")
+    if steps > 1 and not (high >= float(np.asarray(sigma_max, dtype)) > sigma):
+        raise ValueError(
+            f"{where}: `sigma_max` must be > sigma ({sigma:g}) and at most {high:.3g} in {dtype}; "
+            f"got {sigma_max!r}."
+        )
     grid = _container.geometric_grid(sigma, sigma_max, int(steps), dtype)
     if np.any(np.diff(grid) >= 0):
         raise ValueError(f"{where}: the σ grid is not strictly decreasing in {dtype}.")
@@ -137,6 +151,7 @@ def compress(
     - `mode`: "oneshot" or "progressive"; default one-shot for a Gaussian model (its exact
       marginal costs one step), progressive otherwise.
     - `prior`: a diagonal `scores.Gaussian` of the data for one-shot coding; stored in the file.
+      In progressive mode it is not stored and only sets the scale of the default σ_max.
     - `steps`, `sigma_max`: the progressive grid (default σ_max: 20 × the data's RMS scale as
       the model's Gaussian knows it, else 20).
     - `return_info`: also return a `CompressInfo`.
@@ -158,11 +173,15 @@ def compress(
     words = _key_words(key, where)
     event = event_shape(model, where)
     x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"{where}: `x` must hold real numbers, got dtype {x.dtype}.")
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(jnp.result_type(float))
     dtype = x.dtype.name
     if dtype not in ("float32", "float64"):
         raise ValueError(f"{where}: `x` must be float32 or float64, got {dtype}.")
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(f"{where}: `x` is float64; enable jax_enable_x64, or pass float32 items.")
     if x.shape == event:
         single, x = True, x[None]
     elif x.ndim == len(event) + 1 and x.shape[1:] == event and x.shape[0] >= 1:
@@ -174,6 +193,11 @@ def compress(
         )
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{where}: `x` must be finite.")
+    if x.size > _container.MAX_COMPONENTS:
+        raise ValueError(
+            f"{where}: `x` holds {x.size} numbers; a file holds at most "
+            f"{_container.MAX_COMPONENTS}: compress the batch in parts."
+        )
     n, dim = x.shape[0], math.prod(event)
     sigma = _sigma(sigma, dim, dtype, where)
     mode = _default_mode(model) if mode is None else mode

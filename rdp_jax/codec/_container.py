@@ -29,6 +29,7 @@ the CRC (2⁻⁶⁴ in all, as with the 8 identity bytes and a file CRC before).
 """
 
 import hashlib
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +45,13 @@ FINGERPRINT_BYTES = 4
 PRIORS = ("model", "stored", "caller")
 # Beyond any grid a file could afford (each step costs a stream segment); bounds a corrupt count.
 MAX_STEPS = 2**16
+# Components (items × dimensions) of one file: far beyond what the channel search can encode
+# (10⁵ take most of an hour on two cores), and small enough that a corrupted shape cannot make
+# the decoder allocate more than a few GiB before the stream's CRC refuses it.
+MAX_COMPONENTS = 2**27
+# σ and σ_max of a progressive grid: `geometric_grid` takes their logs, which `_portable_math`
+# evaluates on [e^-700, e^700].
+SIGMA_RANGE = (math.exp(-699.0), math.exp(699.0))
 
 
 class FileHeader(NamedTuple):
@@ -80,6 +88,8 @@ class _Reader:
         self.data, self.at = data, 0
 
     def take(self, size: int) -> bytes:
+        if size < 0:
+            raise ValueError("decompress: `data` is corrupted (a negative field size).")
         if self.at + size > len(self.data):
             raise ValueError("decompress: `data` is truncated (the header runs past its end).")
         chunk = self.data[self.at : self.at + size]
@@ -189,7 +199,11 @@ def unpack(data: bytes) -> tuple[FileHeader, bytes, bytes]:
     shape = (1, *shape) if single else shape
     if min(shape, default=0) < 1 or axes < 1:
         raise ValueError("decompress: `data` is corrupted (an empty shape).")
-    dim = int(np.prod(shape[1:]))
+    if math.prod(shape) > MAX_COMPONENTS:
+        raise ValueError(
+            f"decompress: `data` is corrupted (a shape of more than {MAX_COMPONENTS} components)."
+        )
+    dim = math.prod(shape[1:])
     sigma = reader.floats(dim, dtype) if flags & 8 else reader.floats(1, dtype)[0]
     words = reader.varint()
     if words >> 64:
@@ -207,7 +221,10 @@ def unpack(data: bytes) -> tuple[FileHeader, bytes, bytes]:
         if not 1 <= steps <= MAX_STEPS:
             raise ValueError("decompress: `data` is corrupted (a bad number of grid steps).")
         sigma_max = reader.floats(1, dtype)[0] if steps > 1 else sigma
-        if steps > 1 and not (np.isfinite(sigma_max) and sigma_max > sigma > 0):
+        low, high = SIGMA_RANGE
+        if not (np.isfinite(sigma_max) and high >= sigma_max >= sigma >= low) or (
+            steps > 1 and not sigma_max > sigma
+        ):
             raise ValueError("decompress: `data` is corrupted (a bad σ grid).")
         grid = geometric_grid(sigma, sigma_max, steps, dtype)
         first_std = float(reader.floats(1, "float32")[0])

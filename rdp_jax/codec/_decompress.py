@@ -135,7 +135,11 @@ def _decode_whitened(z, sigma, rho, target: GaussianView, dtype: str, options) -
     `rdp_jax.decode` on n items (the same compiled ODE, the same cost per item)."""
     dim = z.shape[1]
     try:
-        rho = np.broadcast_to(np.asarray(rho, dtype), (dim,))
+        rho = np.asarray(rho, dtype)
+    except (TypeError, ValueError):
+        raise ValueError("decompress: `rho` must be a number or an array of them.") from None
+    try:
+        rho = np.broadcast_to(rho, (dim,))
     except ValueError:
         raise ValueError(
             f"decompress: `rho` of shape {np.shape(rho)} is neither a scalar nor one per "

@@ -34,4 +34,9 @@ def event_shape(model, where: str) -> tuple[int, ...]:
     event = getattr(model, "event_shape", None)
     if event is None:
         raise ValueError(f"{where}: `model` must know its `event_shape`.")
+    if len(event) == 0:
+        raise ValueError(
+            f"{where}: `model` has the scalar event shape (); the codec codes items of one or "
+            "more axes (give the model an event shape (1,))."
+        )
     return tuple(int(s) for s in event)
