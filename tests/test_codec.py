@@ -375,14 +375,12 @@ def test_a_file_decodes_to_the_same_bits_with_other_cpu_kernels(coded, pretraine
     SSE4.2 (tests/portability.py): nothing that steers decoding depends on them, neither for
     a diagonal Gaussian nor for a pretrained model (its prior from `portable_eigh` of the
     stored covariance, X_σ = μ + Uz summed in a fixed order)."""
-    from portability import cpu_variants, run_python
+    from portability import all_cpu_changes, run_python
 
     files = (coded[0], coded[2]), (pretrained_file[0], pretrained_file[2])
     want = []
     for model, data in files:
         _, info = codec.decompress(data, model, 0.5, return_info=True, **CHEAP_DECODE)
         want.append(np.asarray(info.noisy).tobytes().hex())
-    env = {}
-    for changes in cpu_variants().values():
-        env |= changes
+    env = all_cpu_changes()
     assert run_python(_PORTABLE, env, *(data.hex() for _, data in files)).split() == want

@@ -74,6 +74,14 @@ def test_float32_and_jit():
     assert source.cov.dtype == source.eigenvectors.dtype == jnp.float32
     out = jax.jit(lambda s, x: s.denoise(x, 0.5))(source, jnp.ones(3, jnp.float32))
     assert out.dtype == jnp.float32
+    # The float64 source of the same float32-rounded Σ: float32 arithmetic in its
+    # eigendecomposition and solve, a few ε·κ.
+    cov64 = np.asarray(cov, np.float32).astype(np.float64)
+    exact = gaussian_full(np.asarray(mean, np.float32).astype(np.float64), cov64)
+    want = np.asarray(exact.denoise(jnp.ones(3), 0.5))
+    kappa = np.linalg.cond(cov64 + 0.25 * np.eye(3))
+    atol = 16 * kappa * np.finfo(np.float32).eps * np.abs(want).max()
+    np.testing.assert_allclose(out, want, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from helpers import bures_w2
 
 import theory
 from rdp_jax import experiments, metrics, scores
@@ -23,6 +24,10 @@ def test_gaussian_w2sq_matches_commuting_formula_and_is_symmetric():
     rot = jnp.array([[0.6, -0.8], [0.8, 0.6]])
     c = rot @ b @ rot.T
     np.testing.assert_allclose(metrics.gaussian_w2sq(a, c), metrics.gaussian_w2sq(c, a), rtol=1e-10)
+    # Non-commuting: the Bures formula through scipy's sqrtm (well-conditioned, full rank).
+    zero = np.zeros(2)
+    reference = bures_w2(zero, np.asarray(a), zero, np.asarray(c))
+    np.testing.assert_allclose(metrics.gaussian_w2sq(a, c), reference, rtol=1e-12)
 
 
 def test_empirical_dp_and_bound_estimate_the_gaussian_truth():

@@ -7,6 +7,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -116,9 +117,8 @@ def test_vp_sigma_is_the_ve_level_of_the_vp_channel(schedule):
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES[1:], ids=IDS[1:])
+@mpmath.workdps(50)
 def test_vp_sigma_keeps_precision_at_tiny_t(schedule):
-    mpmath = pytest.importorskip("mpmath")
-    mpmath.mp.dps = 50
     for t in (1e-14, 1e-10, 1e-6, 1e-3):
         if isinstance(schedule, VPLinear):
             b0, b1 = schedule.beta_min, schedule.beta_max

@@ -3,6 +3,7 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -29,7 +30,7 @@ def _weights(model) -> list[np.ndarray]:
     return [np.asarray(leaf) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
-def test_training_is_deterministic_and_learns():
+def test_training_is_deterministic():
     a, b = _train(), _train()
     np.testing.assert_array_equal(a.losses, b.losses)
     for wa, wb in zip(_weights(a.model), _weights(b.model), strict=True):
@@ -39,6 +40,24 @@ def test_training_is_deterministic_and_learns():
     assert not np.array_equal(a.losses, other.losses)
     # The EMA differs from the last iterate, and training moved the weights off zero output.
     assert not np.array_equal(_weights(a.model)[-1], _weights(a.raw_model)[-1])
+
+
+def test_training_lowers_the_held_out_denoising_loss():
+    """200 steps against the untrained network on 4,000 held-out gmm2d pairs (x₀, σ, noise
+    fixed by seed, σ from the training law): the paired per-pair loss drop is above 5 of its
+    standard errors (measured ~13). A network that did not learn fails it with probability
+    ~3e-7; one trained uphill fails it surely."""
+    x0 = jnp.asarray(datasets.load("gmm2d", "test")[:4000], jnp.float32)
+    key_sigma, key_noise = jax.random.split(jax.random.key(0))
+    sigma = jnp.exp(-1.2 + 1.2 * jax.random.normal(key_sigma, (len(x0),), jnp.float32))
+    x = x0 + sigma[:, None] * jax.random.normal(key_noise, x0.shape, jnp.float32)
+
+    def losses(model):
+        out, target = model.network_and_target(x, sigma, x0)
+        return np.asarray(jnp.mean((out - target) ** 2, -1), np.float64)
+
+    drop = losses(_small_denoiser()) - losses(_train(steps=200).model)
+    assert drop.mean() > 5 * drop.std(ddof=1) / np.sqrt(drop.size)
 
 
 def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path):

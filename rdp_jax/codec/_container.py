@@ -220,11 +220,12 @@ def unpack(data: bytes) -> tuple[FileHeader, bytes, bytes]:
         steps = reader.varint()
         if not 1 <= steps <= MAX_STEPS:
             raise ValueError("decompress: `data` is corrupted (a bad number of grid steps).")
+        if np.ndim(sigma):
+            raise ValueError("decompress: `data` is corrupted (a progressive σ per dimension).")
         sigma_max = reader.floats(1, dtype)[0] if steps > 1 else sigma
+        top, bottom = float(sigma_max), float(sigma)  # compared in float64: no overflow
         low, high = SIGMA_RANGE
-        if not (np.isfinite(sigma_max) and high >= sigma_max >= sigma >= low) or (
-            steps > 1 and not sigma_max > sigma
-        ):
+        if not (high >= top >= bottom >= low) or (steps > 1 and not top > bottom):
             raise ValueError("decompress: `data` is corrupted (a bad σ grid).")
         grid = geometric_grid(sigma, sigma_max, steps, dtype)
         first_std = float(reader.floats(1, "float32")[0])
