@@ -16,7 +16,7 @@ import scipy.stats  # noqa: E402
 from helpers import diffusion_channel  # noqa: E402
 from hypothesis import given, strategies as st  # noqa: E402
 
-from rdp_jax import rcc  # noqa: E402
+from rdp_jax import rcc, scores  # noqa: E402
 from rdp_jax.rcc._bitstream import MAGIC, unpack  # noqa: E402
 from rdp_jax.rcc._layout_code import MAX_CANDIDATES, max_extra  # noqa: E402
 
@@ -263,6 +263,57 @@ def test_bad_arguments_raise(stream):
         rcc.encode(key, *args, num_candidates=1)
     with pytest.raises(ValueError, match="key"):
         rcc.encode(jnp.zeros(3), *args)
+    with pytest.raises(ValueError, match="`chunk_bits` must be"):
+        rcc.encode(key, *args, chunk_bits=True)
+    with pytest.raises(ValueError, match=r"`chunk_bits` .* is too small for any layout"):
+        rcc.encode(key, *args, chunk_bits=5e-324)
+    # Finite inputs whose KL overflows float64: named, not an OverflowError from the layout.
+    with pytest.raises(ValueError, match="beyond float64"):
+        rcc.encode(key, args[0], np.full(4, 1e300), args[2], args[3])
+    with pytest.raises(ValueError, match="`p_mean` must hold real numbers"):
+        rcc.decode(key, data, p_mean + 1j, p_std)
+    # A NumPy scalar k is a number like any other.
+    small = {"num_candidates": 2**8}
+    assert rcc.encode(key, *args, chunk_bits=np.float32(5), **small) == rcc.encode(
+        key, *args, chunk_bits=5.0, **small
+    )
+
+
+def test_bad_progressive_arguments_raise():
+    key, x = jax.random.key(0), np.linspace(-1, 1, 4).astype(np.float32)
+    model = scores.gaussian(np.zeros(4, np.float32), np.ones(4, np.float32))
+    # Grids that are fine in float64 but not once rounded to the data's float32.
+    for grid in ([1.0, 1.0 - 1e-9], [1.0, 1e-50], [1e39, 1.0]):
+        with pytest.raises(ValueError, match=r"`sigmas` must be .* in float32"):
+            rcc.progressive_encode(key, x, grid, model)
+    with pytest.raises(ValueError, match="`model` must be a score source"):
+        rcc.progressive_encode(key, x, [2.0, 1.0], None)
+    with pytest.raises(ValueError, match="event shape \\(4,\\) is not the message's 3"):
+        rcc.progressive_encode(key, x[:3], [2.0, 1.0], model)
+    with pytest.raises(ValueError, match="`chunk_bits` must be"):
+        rcc.progressive_grid(np.ones(4), 0.3, chunk_bits=0)
+    assert rcc.progressive_grid(np.ones(4), 0.3, max_steps=np.int64(4)).size >= 1
+
+
+def test_crafted_progressive_headers_are_refused_before_any_work():
+    """Streams a buggy or hostile encoder could write, with a valid magic byte: a d of 2^32 − 1
+    (the decoder used to allocate 32 GiB for its prior), and an index law whose sd is far past
+    the encoder's clamp (its construction took seconds per law)."""
+    model = scores.gaussian(np.zeros(16), np.ones(16))
+    huge_d = bytes.fromhex("d7bffff99ffcf3ff31de0ef24f3e0142")
+    with pytest.raises(ValueError, match="4294967295 dimensions, not the model's 16"):
+        rcc.progressive_decode(jax.random.key(0), huge_d, [3.0, 1.0, 0.5], model)
+    wide_law = bytes.fromhex(
+        "d7a6188443270400f382c38cdbd88486d9552b862b45338376315170556f94ed1a54dc9353507587"
+        "0923e23c9f1183f72134a2cb1fa191ac3509c6a649d9d115d9dca69b835a42c38f46df5cf5"
+    )
+    with pytest.raises(ValueError, match="inconsistent header"):
+        rcc.progressive_decode(
+            jax.random.key(1),
+            wide_law,
+            np.geomspace(3.0, 0.5, 3),
+            scores.gaussian(np.zeros(64), 1.0),
+        )
 
 
 # Codelength (maths §10). Li & El Gamal (2018, SFRL): an optimal code for the 1-based PFR index K

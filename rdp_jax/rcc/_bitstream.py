@@ -12,7 +12,8 @@ magic, version  1 byte: its high 4 bits `MAGIC` (0xD), its low 4 bits `FORMAT_VE
 block           one range-coded block. First the stream's fields (`_fields`): the dtype, the
                 algorithm (PFR or ORC), the progressive flag, the PRNG (0: Threefry-2x32 as
                 `_candidates` specifies), d unless the decoder holds the prior (always for
-                `decode`; for `progressive_decode` when `prior_mean` is given), N. S is not
+                `decode`; for `progressive_decode` when `prior_mean` or `prior_std` is
+                given; a carried d is at most `MAX_DIM`), N. S is not
                 sent: it is 1, or the length of the σ grid the decoder is given. Then, per
                 segment: C − 1; the index-law parameters kl (mean chunk KL, 1/16 bit) and sd
                 (of ln w, 1/16 nat, as its difference from the sd of an all-mean-shift chunk of
@@ -73,6 +74,10 @@ ALGORITHMS = ("pfr", "orc")
 PRNGS = ("threefry2x32",)
 _FIXED = 1
 _CRC = 4
+# The largest d a stream may carry: far beyond what the channel search can code (10⁵ dimensions
+# take most of an hour on two cores), and small enough that a corrupted d cannot make a decoder
+# allocate more than a few GiB before the CRC refuses the stream.
+MAX_DIM = 2**27
 
 
 class Segment(NamedTuple):
@@ -182,7 +187,7 @@ def _read_segment_fields(reader: Reader, dim: int, num_candidates: int) -> Segme
     num_chunks, kl_q, sd_q, boosted, mode, layout_q, base_chunks = _fields.read_segment(reader)
     if (
         num_chunks > dim
-        or not 0 <= sd_q < 1 << _fields.MAX_LAW_BITS
+        or not 0 <= sd_q <= _fields.MAX_CODED_SD_Q
         or not 1 <= base_chunks <= num_chunks
         or (mode and layout_q >= SPLIT_SCALE)
         or (not mode and layout_q > MAX_CUT_SCALE)
@@ -227,9 +232,12 @@ def _write_stream_fields(out: Writer, header: Header, send_dim: bool) -> None:
     out.count(header.num_candidates)
 
 
-def _read_block(block: bytes, dim: int | None, steps: int | None) -> tuple[Header, list]:
+def _read_block(
+    block: bytes, dim: int | None, steps: int | None, model_dim: int | None
+) -> tuple[Header, list]:
     """The header (each segment with its chunk widths and exponents) and the indices, from a
-    zero-padded block; `dim` None when the stream carries d, `steps` None for one-shot."""
+    zero-padded block; `dim` None when the stream carries d (which must then be `model_dim`
+    when that is given), `steps` None for one-shot."""
     words = np.frombuffer(block + b"\0" * (-len(block) % 4), dtype=">u4").astype(np.uint32)
     decoder = constriction.stream.queue.RangeDecoder(words)
     reader = Reader(decoder)
@@ -243,8 +251,12 @@ def _read_block(block: bytes, dim: int | None, steps: int | None) -> tuple[Heade
         raise _StreamError(f"decode: `data` uses an unknown PRNG (code {prng}).")
     if dim is None:
         dim = reader.uint(_fields.lengths().dim)
+        if model_dim is not None and dim != model_dim:
+            raise _StreamError(
+                f"decode: `data` holds a message of {dim} dimensions, not the model's {model_dim}."
+            )
     num_candidates = reader.count()
-    if dim < 1 or not 2 <= num_candidates <= MAX_CANDIDATES:
+    if not 1 <= dim <= MAX_DIM or not 2 <= num_candidates <= MAX_CANDIDATES:
         raise _corrupt("inconsistent header: d or N")
     header = Header(dtype, algorithm, progressive, dim, num_candidates, ())
     segments, indices = [], []
@@ -288,9 +300,9 @@ class _KindError(_StreamError):
         )
 
 
-def _decode_block(block: bytes, dim: int | None, steps: int | None) -> tuple[Header, list]:
+def _decode_block(block: bytes, dim, steps, model_dim) -> tuple[Header, list]:
     try:
-        return _read_block(block, dim, steps)
+        return _read_block(block, dim, steps, model_dim)
     except _StreamError:
         raise
     except Exception as error:  # constriction signals malformed data with its own error types
@@ -301,7 +313,7 @@ def _decode_block(block: bytes, dim: int | None, steps: int | None) -> tuple[Hea
 
 def _decodes_to(block: bytes, header: Header, indices: list[np.ndarray], dim, steps) -> bool:
     try:
-        got, decoded = _decode_block(block, dim, steps)
+        got, decoded = _decode_block(block, dim, steps, None)
     except ValueError:
         return False
     return got.dim == header.dim and all(
@@ -381,12 +393,17 @@ def pack(header: Header, indices: list[np.ndarray], context: bytes, send_dim: bo
 
 
 def unpack(
-    data: bytes, where: str = "decode", *, dim: int | None = None, steps: int | None = None
+    data: bytes,
+    where: str = "decode",
+    *,
+    dim: int | None = None,
+    steps: int | None = None,
+    model_dim: int | None = None,
 ) -> tuple[Header, list[np.ndarray]]:
     """`parse` with its errors named after the caller, `where` ("decode" or
     "progressive_decode")."""
     try:
-        return parse(data, dim=dim, steps=steps)
+        return parse(data, dim=dim, steps=steps, model_dim=model_dim)
     except ValueError as error:
         message = str(error)
         if not message.startswith("decode: ") or where == "decode":
@@ -395,13 +412,19 @@ def unpack(
 
 
 def parse(
-    data: bytes, *, dim: int | None = None, steps: int | None = None
+    data: bytes,
+    *,
+    dim: int | None = None,
+    steps: int | None = None,
+    model_dim: int | None = None,
 ) -> tuple[Header, list[np.ndarray]]:
     """Parses a stream; returns the header (with each segment's chunk widths and exponents) and
     the indices.
 
     **Arguments:** `data`; `dim`, the d the decoder takes from its prior (None: the stream
-    carries it); `steps`, the σ grid's length for a progressive stream (None: one-shot).
+    carries it, at most `MAX_DIM`); `steps`, the σ grid's length for a progressive stream (None:
+    one-shot); `model_dim`, the d a stream that carries it must have (the decoder's model's),
+    checked before any segment is read.
 
     The CRC is *not* checked here: its seed needs the decoder's context (`check_crc`).
 
@@ -426,7 +449,7 @@ def parse(
         )
     if len(data) < _FIXED + _CRC:
         raise ValueError(f"decode: `data` is truncated ({len(data)} bytes).")
-    return _decode_block(data[_FIXED:-_CRC], dim, steps)
+    return _decode_block(data[_FIXED:-_CRC], dim, steps, model_dim)
 
 
 def check_crc(

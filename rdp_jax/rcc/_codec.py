@@ -40,7 +40,8 @@ class EncodeInfo(NamedTuple):
       stream (the header's N is the largest); otherwise N, or N·2^e for the chunks whose
       truncation risk needed more (recorded in the stream).
     - `index_bits`: the ideal codelength Σ −log2 P(index) under the index laws; `payload_bits`
-      exceeds it by the layout's codelength and the coder's termination (a few bits).
+      differs from it by the layout's codelength and the coder's termination: a few bits either
+      way (the block is cut to its shortest decodable prefix, which can undercut the ideal).
     """
 
     sample: Float[Array, " d"]

@@ -98,6 +98,12 @@ def clamp_law(kl_q: int, sd_q: int) -> tuple[int, int]:
     return min(kl_q, 1 << (MAX_LAW_BITS - 1)), min(sd_q, 1 << (MAX_LAW_BITS - 3))
 
 
+# The largest sd a stream can carry: the clamp's 2^13 plus what rounding its offset from
+# `predicted_sd_q` (at most √(2^15 · 32 ln 2) ≈ 852) to 2+ significant bits can add (a quarter
+# of the offset). A decoder refuses more: a law's construction time grows with its sd.
+MAX_CODED_SD_Q = 852 + (5 << (MAX_LAW_BITS - 3)) // 4
+
+
 def law_precision(num_chunks: int) -> int:
     """P of the index-law parameters: the significant bits below the leading one, 1 for one
     chunk, one more per factor 4 in C, at most 7 (the 1/16 units' own resolution at k ≈ 8)."""

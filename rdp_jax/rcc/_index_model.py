@@ -220,7 +220,9 @@ def uniform_table(bits: int) -> Table:
     return table_from_frequencies(np.full(1 << bits, 1 << (24 - bits), dtype=np.int64))
 
 
-@functools.lru_cache(maxsize=64)
+# A stream's parse and its CRC check each visit every law it is coded with (up to 22 counts a
+# step, one law each): the cache must hold them all, or the check rebuilds every one.
+@functools.lru_cache(maxsize=256)
 def index_law(num_candidates: int, kl_q: int, sd_q: int, algorithm: str = "pfr") -> IndexLaw:
     """The index law on [0, N) (`IndexLaw`), the same on every machine.
 

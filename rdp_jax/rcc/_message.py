@@ -9,7 +9,7 @@ import numpy as np
 import scipy.special
 from jaxtyping import Array, Float
 
-from rdp_jax.rcc._bitstream import Segment
+from rdp_jax.rcc._bitstream import MAX_DIM, Segment
 from rdp_jax.rcc._budget import next_pow2, search_widths
 from rdp_jax.rcc._candidates import (
     CANDIDATES,
@@ -117,7 +117,20 @@ def simulate(
     `DEFAULT_CANDIDATES` (`plan_layout`).
     """
     as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
-    kl = gaussian_kl_bits(*as64)
+    if as64[0].size > MAX_DIM:
+        raise ValueError(
+            f"encode: the message has {as64[0].size} dimensions; a stream holds at most {MAX_DIM}."
+        )
+    with np.errstate(over="ignore"):
+        kl = gaussian_kl_bits(*as64)
+    total = float(np.sum(kl))
+    if not math.isfinite(total):
+        raise ValueError(
+            "encode: KL(q‖p) is beyond float64: q and p are too far apart to code (send it in "
+            "steps, or bring p closer)."
+        )
+    if not math.isfinite(total / chunk_bits):
+        raise ValueError(f"encode: `chunk_bits` {chunk_bits:g} is too small for any layout.")
     if p_mean.dtype == np.float32:
         _warn_unreachable_tail(*as64)
     if num_candidates is None and algorithm == "pfr":

@@ -23,6 +23,7 @@ grid is refined (`progressive_expected_kl_bits` gives it for a Gaussian).
 """
 
 import math
+import numbers
 from typing import NamedTuple
 
 import equinox as eqx
@@ -97,12 +98,37 @@ def _denoise(model: ScoreSource, x: Array, sigma: Array) -> Array:
 
 
 def _grid(sigmas: ArrayLike, dtype, where: str) -> np.ndarray:
-    grid = np.asarray(sigmas, dtype=np.float64)
-    if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
-        raise ValueError(f"{where}: `sigmas` must be a non-empty 1-D array of finite σ > 0.")
+    """The σ grid in `dtype`, checked there (a float64 grid may overflow, underflow or tie once
+    rounded), with σ² + 1 finite for the default first prior."""
+    try:
+        grid = np.asarray(sigmas, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: `sigmas` must be a 1-D array of numbers.") from None
+    with np.errstate(over="ignore", under="ignore"):
+        grid = grid.astype(dtype)
+    limit = math.sqrt(float(np.finfo(dtype).max)) / 2
+    if grid.ndim != 1 or grid.size < 1 or not np.all((grid > 0) & (grid < limit)):
+        raise ValueError(
+            f"{where}: `sigmas` must be a non-empty 1-D array of σ in (0, {limit:.3g}) in "
+            f"{np.dtype(dtype).name}."
+        )
     if np.any(np.diff(grid) >= 0):
-        raise ValueError(f"{where}: `sigmas` must be strictly decreasing (σ_1 > … > σ_target).")
-    return grid.astype(dtype)
+        raise ValueError(
+            f"{where}: `sigmas` must be strictly decreasing (σ_1 > … > σ_target) in "
+            f"{np.dtype(dtype).name}."
+        )
+    return grid
+
+
+def _check_model(model, dim: int | None, where: str) -> None:
+    """A score source with `denoise`, whose event (when it declares one) is d dimensions."""
+    if not callable(getattr(model, "denoise", None)):
+        raise ValueError(f"{where}: `model` must be a score source (with `denoise`).")
+    event = getattr(model, "event_shape", None)
+    if dim is not None and event is not None and math.prod(event) != dim:
+        raise ValueError(
+            f"{where}: `model`'s event shape {tuple(event)} is not the message's {dim} dimensions."
+        )
 
 
 def _given_dim(prior, where: str) -> int:
@@ -169,8 +195,9 @@ def progressive_encode(
       `encode` (KL-sized chunks, counts 2^18–2^22 not sent), each step spending 1/√S of its own
       budget: by Cauchy–Schwarz, Σ_s (1/√S) sd_s ≤ √(Σ_s Var ln w_s), so the whole trajectory's
       ln w, whose steps are uncorrelated, is biased by at most `BIAS_SE` of its standard error,
-      however the variance falls over the steps (maths §12). An integer N is one count for
-      every chunk of every step (`encode`'s layout for a given N), as is ORC's default, 2^18.
+      however the variance falls over the steps (maths §12). An integer N is the base count of
+      every chunk of every step (`encode`'s layout for a given N: N, or N·2^e for the chunks
+      whose risk needs more, recorded in the stream), as is ORC's default, 2^18.
     - `return_info`: also return a `ProgressiveInfo`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`.
@@ -186,6 +213,7 @@ def progressive_encode(
     words = key_words(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
+    _check_model(model, x.shape[0], where)
     grid = _grid(sigmas, dtype, where)
     budget_share = 1.0 / math.sqrt(grid.size)
     p_mean, p_std = _prior(prior_mean, prior_std, grid[0], x.shape[0], dtype, where)
@@ -300,9 +328,12 @@ def progressive_host_decode(
     """
     where = "progressive_decode"
     steps = _grid(sigmas, np.float64, where).size
+    _check_model(model, None, where)
     given = prior_mean if prior_mean is not None else prior_std
     dim = None if given is None else _given_dim(given, where)
-    header, indices = unpack(data, where, dim=dim, steps=steps)
+    event = getattr(model, "event_shape", None)
+    model_dim = math.prod(event) if event is not None else None
+    header, indices = unpack(data, where, dim=dim, steps=steps, model_dim=model_dim)
     words = key_words(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(f"{where}: `data` holds a float64 sample; enable jax_enable_x64.")
@@ -399,12 +430,14 @@ def progressive_grid(
     v = np.asarray(variance, dtype=np.float64)
     if v.ndim != 1 or v.size < 1 or not np.all(np.isfinite(v) & (v > 0)):
         raise ValueError(f"{where}: `variance` must be a non-empty 1-D array of finite v > 0.")
-    if not (math.isfinite(sigma_target) and sigma_target > 0):
+    _, chunk_bits, _ = coding_args("pfr", chunk_bits, None, where)
+    if not (isinstance(sigma_target, numbers.Real) and 0 < sigma_target < math.inf):
         raise ValueError(f"{where}: `sigma_target` must be finite and > 0; got {sigma_target!r}.")
+    sigma_target = float(sigma_target)
     top = 20.0 * math.sqrt(float(v.max())) if sigma_max is None else float(sigma_max)
     if not (math.isfinite(top) and top > sigma_target):
         raise ValueError(f"{where}: `sigma_max` must be finite and > `sigma_target`; got {top!r}.")
-    if not (isinstance(max_steps, int) and max_steps >= 1):
+    if not (isinstance(max_steps, numbers.Integral) and max_steps >= 1):
         raise ValueError(f"{where}: `max_steps` must be an integer >= 1; got {max_steps!r}.")
     grids = [np.array([sigma_target])] + [
         np.geomspace(top, sigma_target, steps) for steps in range(2, max_steps + 1)

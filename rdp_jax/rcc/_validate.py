@@ -1,6 +1,7 @@
 """Argument checks shared by `encode`, `decode` and the progressive coder (eager, host side)."""
 
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +44,10 @@ def vector(
 
     Host side: every consumer (the layout, the CRC context, the regeneration) works in NumPy, so
     a device copy would only be copied back."""
-    x = np.asarray(x, dtype=dtype)
+    raw = np.asarray(x)
+    if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
+        raise ValueError(f"{where}: `{name}` must hold real numbers; got dtype {raw.dtype}.")
+    x = raw.astype(dtype)
     if x.ndim != 1 or x.shape[0] < 1 or (dim is not None and x.shape[0] != dim):
         want = "a non-empty 1-D array" if dim is None else f"shape ({dim},)"
         raise ValueError(f"{where}: `{name}` must be {want}; got shape {x.shape}.")
@@ -59,13 +63,25 @@ def common_dtype(*args: ArrayLike, where: str):
     return dtype
 
 
+def _positive_real(value) -> bool:
+    """A finite real > 0 that a float holds (Python or NumPy scalars; not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        value = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(value) and value > 0
+
+
 def coding_args(algorithm, chunk_bits, num_candidates, where: str):
     """Checks the algorithm, the chunk KL target k > 0 and the count N in [2, MAX_CANDIDATES]
     (or None: the default, chosen per message)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{where}: unknown `algorithm` {algorithm!r}; choose one of {ALGORITHMS}.")
-    if not (isinstance(chunk_bits, int | float) and math.isfinite(chunk_bits) and chunk_bits > 0):
-        raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}.")
+    if not _positive_real(chunk_bits):
+        shown = f"{chunk_bits!r:.40}"
+        raise ValueError(f"{where}: `chunk_bits` must be a finite number > 0; got {shown}.")
     if num_candidates is None:
         return algorithm, float(chunk_bits), None
     if not (isinstance(num_candidates, int | np.integer) and 2 <= num_candidates <= MAX_CANDIDATES):
