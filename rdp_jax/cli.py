@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (ValueError, OSError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        # The library names its function, which is often the verb: say it once.
+        first_line = first_line.removeprefix(f"{args.command}: ")
         print(f"rdp-jax {args.command}: {first_line}", file=sys.stderr)
         return 2
 

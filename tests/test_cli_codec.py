@@ -164,6 +164,7 @@ def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):
         status, err = exit_.code, capsys.readouterr().err.splitlines()[-1]
     assert status == 2
     lines = [line for line in err.splitlines() if line.strip()]
+    assert f"{argv[0]}: {argv[0]}:" not in err  # the verb is named once
     assert (
         len(lines) == 1
         and lines[0].startswith("rdp-jax ")

@@ -175,7 +175,7 @@ def test_corrupted_truncated_and_foreign_files_raise(coded):
         with pytest.raises(ValueError, match="decompress: `data`"):
             codec.decompress(data[:size], model, 0.5)
     # `inspect` reads the header alone (the stream's CRC needs the model): a cut header raises.
-    with pytest.raises(ValueError, match="decompress: `data` is truncated"):
+    with pytest.raises(ValueError, match="inspect: `data` is truncated"):
         codec.inspect(data[: codec.inspect(data).header_bits // 8 - 1])
     with pytest.raises(ValueError, match="format version 9"):
         codec.inspect(data[:4] + b"\x09" + data[5:])

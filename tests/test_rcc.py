@@ -237,8 +237,9 @@ def test_random_bytes_are_not_a_stream():
         assert not blob or (blob[0] >> 4 != MAGIC and blob[:2] != b"RJ")
         with pytest.raises(ValueError, match="not an rdp-jax stream"):
             rcc.decode(jax.random.key(0), blob, np.zeros(3), np.ones(3))
+    model = scores.gaussian(np.zeros(3), 1.0)
     with pytest.raises(ValueError, match="not an rdp-jax stream"):
-        rcc.progressive_decode(jax.random.key(0), b"\x04\x01" + bytes(30), [1.0], None)
+        rcc.progressive_decode(jax.random.key(0), b"\x04\x01" + bytes(30), [1.0], model)
 
 
 def test_bad_arguments_raise(stream):

@@ -212,7 +212,11 @@ def inspect(data: bytes) -> FileInfo:
     `decompress` detects it, through the stream's CRC32, whose key is a digest of the header
     and of the model's identity, which `inspect` lacks (`_container`, **Integrity**).
     """
-    header, _, stream = _container.unpack(data)
+    try:
+        header, _, stream = _container.unpack(data)
+    except ValueError as error:  # the container's messages name `decompress`, its usual reader
+        message = str(error).removeprefix("decompress: ")
+        raise ValueError(f"inspect: {message}") from None
     n, dims = header.shape[0], math.prod(header.shape[1:])
     total = 8 * len(data)
     sigma = header.sigma

@@ -328,9 +328,9 @@ def progressive_host_decode(
     """
     where = "progressive_decode"
     steps = _grid(sigmas, np.float64, where).size
-    _check_model(model, None, where)
     given = prior_mean if prior_mean is not None else prior_std
     dim = None if given is None else _given_dim(given, where)
+    _check_model(model, dim, where)
     event = getattr(model, "event_shape", None)
     model_dim = math.prod(event) if event is not None else None
     header, indices = unpack(data, where, dim=dim, steps=steps, model_dim=model_dim)
