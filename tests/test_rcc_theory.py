@@ -37,11 +37,22 @@ def _quad_deficit(m: float, n: float) -> float:
         return math.exp(x - rate + scipy.stats.norm.logpdf((c - m) / sd)) * sd
 
     lo, hi = min(log_n + m - 12 * sd, -40.0), log_n + m + 12 * sd
-    points = [p for p in np.arange(-5.0, 15.0, 0.5) if lo < p < hi]
+    # Breakpoints every half unit, and across the peak itself, which is narrower than half a
+    # unit when m is small.
+    peak = log_n + m + sd * np.arange(-11.0, 12.0)
+    points = sorted(p for p in [*np.arange(-5.0, 15.0, 0.5), *peak] if lo < p < hi)
     value = scipy.integrate.quad(
         integrand, lo, hi, points=points, epsabs=0, epsrel=1e-12, limit=2000
     )[0]
     return value / -math.expm1(-n)
+
+
+@pytest.mark.parametrize(("m", "n"), [(1e-8, 1.0), (1e-6, 16.0), (1e-3, 1.0), (1e-10, 4.0)])
+def test_deficit_of_a_tiny_kl_matches_quadrature(m, n):
+    # The peak is √(2m) wide: a window reaching a fixed floor put it between two nodes (99 %
+    # error at m = 1e-8). Tolerance as below.
+    want = _quad_deficit(m, n)
+    np.testing.assert_allclose(float(theory.pfr_truncation_deficit(m, n)), want, rtol=1e-8)
 
 
 @pytest.mark.parametrize(("k", "e"), [(8, 10), (8, 4), (4, 4), (6, 10), (1, 1), (12, 2)])

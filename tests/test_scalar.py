@@ -4,6 +4,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
 from exact import (
@@ -256,6 +257,28 @@ def test_edge_values_are_exact(call, expected):
     got = float(call())
     assert not math.isnan(got)
     assert got == pytest.approx(expected, rel=ULPS, abs=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("var", [1e-30, 3.171028113946394e-08, 1.0, 3e30])
+def test_a_rate_near_zero_keeps_its_digits(dtype, var):
+    """½ ln(s²/D) with D a hair below s², and at D = s²/2 at any scale: a few ulp of the rate
+    against mpmath at the rounded inputs (ln s² − ln D left 100 % error at D = s²(1 − 1e-16),
+    and hundreds of ulp at large scales). Shannon's R(D), and rdp_w2/rdp_kl where P is loose."""
+    eps = np.finfo(dtype).eps
+    var32 = dtype(var)
+    for ratio in (1 - eps, 1 - 1e3 * eps, 0.999, 0.5):
+        D = dtype(var32 * ratio)
+        with mpmath.workdps(50):
+            want = 0.5 * mpmath.log(mpmath.mpf(float(var32)) / mpmath.mpf(float(D)))
+        if want == 0:
+            continue
+        for got in (
+            theory.rate_distortion(D, var32),
+            theory.rdp_w2(D, dtype(np.inf), var32),
+            theory.rdp_kl(D, dtype(np.inf), var32, "forward"),
+        ):
+            assert abs(float(got) / want - 1) <= 8 * eps, (ratio, float(got), float(want))
 
 
 def test_rdp_w2_gradient_is_not_nan_at_zero_budget_in_the_zero_rate_region():

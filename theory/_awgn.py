@@ -83,7 +83,13 @@ def mmse_perception_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Ar
     **Returns:** the squared 2-Wasserstein distance, shape `(...)`.
     """
     v, n = _source_and_noise(variances, noise_var, "mmse_perception_awgn")
-    return jnp.sum(v * jnp.expm1(0.5 * _log_wiener_gain(v, n)) ** 2, axis=-1)
+    return jnp.sum(_scaled_square(v, 0.5 * _log_wiener_gain(v, n)), axis=-1)
+
+
+def _scaled_square(v: Array, x: Array) -> Array:
+    """v (e^x − 1)², squared after the scaling: expm1(x)² alone goes subnormal (and XLA flushes
+    it to 0) long before the product does, for v large and x small."""
+    return (jnp.sqrt(v) * jnp.expm1(x)) ** 2
 
 
 def dp_awgn(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
@@ -166,8 +172,8 @@ def score_scaled_dp(
     _check_per_component(where, rho, v)
     log_a = _log_wiener_gain(v, n)
     gain = jnp.exp(0.5 * (1 + rho) * log_a)
-    D = jnp.sum(jnp.expm1(0.5 * (1 + rho) * log_a) ** 2 * v + gain**2 * n, axis=-1)
-    P = jnp.sum(v * jnp.expm1(0.5 * rho * log_a) ** 2, axis=-1)
+    D = jnp.sum(_scaled_square(v, 0.5 * (1 + rho) * log_a) + gain**2 * n, axis=-1)
+    P = jnp.sum(_scaled_square(v, 0.5 * rho * log_a), axis=-1)
     return D, P
 
 

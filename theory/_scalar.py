@@ -20,6 +20,21 @@ from theory._validate import (
 )
 
 
+def _log_ratio(a: Array, b: Array) -> Array:
+    """ln(a/b) for a > 0, b ≥ 0, to a few ulp at every scale.
+
+    ln a − ln b loses eps·|ln a| to each logarithm, all of a small ratio's log (D near s²) and
+    hundreds of ulp at large scales. Where b ≤ a ≤ 2b, a − b is exact (Sterbenz) and
+    log1p((a − b)/b) costs ~2 ulp; elsewhere ln(a/b) ≥ ln 2 costs ~1. At b = 0 it is
+    ln a − ln b = +∞, whose slope in b is −∞ rather than ln(a/b)'s NaN.
+    """
+    positive = b > 0
+    safe = jnp.where(positive, b, 1.0)
+    near = (a >= safe / 2) & (a <= 2 * safe)
+    ratio = jnp.where(near, jnp.log1p((a - safe) / safe), jnp.log(a / safe))
+    return jnp.where(positive, ratio, jnp.log(a) - jnp.log(b))
+
+
 def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
     """Shannon's R(D) of a Gaussian source with independent components, by reverse water-filling.
 
@@ -58,7 +73,8 @@ def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
     # zero, which is NaN against the infinite d(ln θ)/dθ at D = 0.
     best = jnp.argmax(candidates, axis=-1, keepdims=True)
     theta = jnp.take_along_axis(candidates, best, axis=-1)[..., 0]
-    return 0.5 * jnp.sum(jnp.maximum(jnp.log(v) - jnp.log(theta)[..., None], 0.0), axis=-1)
+    theta = jnp.broadcast_to(theta[..., None], v.shape)
+    return 0.5 * jnp.sum(jnp.maximum(_log_ratio(v, theta), 0.0), axis=-1)
 
 
 def _rate_with_std_floor(
@@ -95,8 +111,7 @@ def _rate_with_std_floor(
     low = r < 0.5  # the factored form's relative error ~eps/r² exceeds this one's ~eps/r there
     r_low = jnp.where(low, r, 0.0)
     floor_rate = jnp.where(low, -0.5 * jnp.log1p(-(r_low**2)), factored_rate)
-    # ln s² - ln D rather than ln(s²/D), so that dR/dD = -1/(2D) is -∞ at D = 0, not NaN.
-    shannon = jnp.maximum(0.5 * (jnp.log(var) - jnp.log(jnp.where(floor_binds, var, D))), 0.0)
+    shannon = jnp.maximum(0.5 * _log_ratio(var, jnp.where(floor_binds, var, D)), 0.0)
     return jnp.where(floor_binds, jnp.where(zero_rate, 0.0, floor_rate), shannon)
 
 
