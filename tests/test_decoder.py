@@ -298,21 +298,32 @@ def test_rho_one_is_tweedie_and_posterior_sampling_costs_twice_the_mmse():
         ({"method": "tsit5", "num_steps": 10}, "num_steps"),
         ({"sigma": jnp.ones(5)}, "sigma"),
         ({"sigma": jnp.array([1.0, -1.0])}, "sigma"),  # one bad σ among good ones
+        # A bad σ_min or tolerance: a NaN or a silently coarser solve before these checks.
+        ({"num_steps": 4, "sigma_min": 0.0}, "`sigma_min` must be finite and > 0"),
+        ({"method": "tsit5", "sigma_min": -1.0}, "`sigma_min` must be finite and > 0"),
+        ({"method": "tsit5", "rtol": -1.0}, "`rtol` must be finite and >= 0"),
+        ({"method": "tsit5", "atol": jnp.nan}, "`atol` must be finite and >= 0"),
+        ({"method": "tsit5", "rtol": 0.0, "atol": 0.0}, "cannot both be 0"),
+        ({"y": jnp.zeros((0, 2))}, "`y` is an empty batch"),
+        ({"y": jnp.array([[1 + 5j, 1 - 3j]])}, "`y` must hold real numbers"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
     model = _diag_gaussian([0.5, 2.0])
     args = {"y": jnp.ones((2, 2)), "sigma": 1.0, "rho": 0.5} | kwargs
-    rest = {k: v for k, v in kwargs.items() if k in ("method", "num_steps")}
+    options = ("method", "num_steps", "sigma_min", "rtol", "atol")
+    rest = {k: v for k, v in kwargs.items() if k in options}
     with pytest.raises(ValueError, match=match):
         decode(args["y"], args["sigma"], args["rho"], model, **rest)
 
 
-@pytest.mark.parametrize("num_steps", [1, 2.5])
+@pytest.mark.parametrize("num_steps", [1, 2.5, None])
 def test_posterior_sample_rejects_bad_step_counts(num_steps):
     model = _diag_gaussian([0.5, 2.0])
     with pytest.raises(ValueError, match="num_steps"):
         posterior_sample(jax.random.key(0), jnp.ones((2, 2)), 1.0, model, num_steps=num_steps)
+    with pytest.raises(ValueError, match="`sigma_min` must be finite and > 0"):
+        posterior_sample(jax.random.key(0), jnp.ones((2, 2)), 1.0, model, sigma_min=-1.0)
 
 
 def test_rho_outside_unit_interval_on_request():

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from helpers import bures_w2
 
 import theory
@@ -44,3 +45,15 @@ def test_empirical_dp_and_bound_estimate_the_gaussian_truth():
         abs(point.distortion.value - theory.dp_awgn(0.0, 1.0, 1.0)) <= 5 * point.distortion.stderr
     )
     assert abs(bound.mmse.value - theory.mmse_awgn(1.0, 1.0)) <= 5 * bound.mmse.stderr
+
+
+def test_the_codec_sweep_rejects_bad_arguments():
+    model, key = scores.gaussian(jnp.zeros(2), 1.0), jax.random.key(0)
+    for kwargs, match in (
+        ({"dtype": "int32"}, "`dtype` must be 'float32' or 'float64'"),  # items rounded before
+        ({"num_items": 4.5}, "`num_items` must be an integer"),
+        ({"num_items": 3}, "`num_items` must be a multiple of `blocks`"),
+    ):
+        args = {"num_items": 4, "blocks": 2} | kwargs
+        with pytest.raises(ValueError, match=match):
+            experiments.codec_sweep(key, model, [1.0], [0.5], **args)

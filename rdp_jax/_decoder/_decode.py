@@ -1,5 +1,6 @@
 """`decode`: the score-scaled PF-ODE decoder of the seed paper, batched and compiled once."""
 
+import math
 from typing import NamedTuple
 
 import equinox as eqx
@@ -86,16 +87,32 @@ def _prepare(
 ) -> tuple[Array, Array, tuple[int, ...], bool]:
     """Checks shapes; returns (batch, σ scalar or per sample, event shape, was one sample)."""
     y = jnp.asarray(y)
+    if not (jnp.issubdtype(y.dtype, jnp.floating) or jnp.issubdtype(y.dtype, jnp.integer)):
+        raise ValueError(f"{where}: `y` must hold real numbers; got dtype {y.dtype}.")
     dtype = y.dtype if jnp.issubdtype(y.dtype, jnp.floating) else jnp.result_type(float)
     # A strong dtype: a weakly typed y (jnp.full(..., 1.0)) would otherwise retrace.
     y = jnp.asarray(y, dtype=dtype)
     event = _event_shape(model, y, where)
     single = y.shape == event
     batch = y[None] if single else y
+    if batch.shape[0] == 0:
+        raise ValueError(f"{where}: `y` is an empty batch (shape {y.shape}).")
     sigma = jnp.asarray(sigma, y.dtype)
     if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape[0] != batch.shape[0]):
         raise ValueError(f"{where}: `sigma` must be a scalar or one per sample; got {sigma.shape}.")
     return batch, sigma, event, single
+
+
+def _positive(value, name: str, where: str, zero: bool = False) -> float:
+    """A finite float > 0 (≥ 0 with `zero`), checked eagerly: it steers the solver's grid."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: `{name}` must be a number; got {value!r}.") from None
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        bound = ">= 0" if zero else "> 0"
+        raise ValueError(f"{where}: `{name}` must be finite and {bound}; got {value!r}.")
+    return value
 
 
 def _resolve_method(method: str | None, num_steps: int | None, where: str) -> tuple[str, int]:
@@ -208,10 +225,10 @@ def decode(
       per evaluation (benchmarks/decoder.py).
     - `num_steps`: the evaluation budget per sample of a fixed-step method (default 20).
     - `return_info`: also return a `DecodeInfo` with the evaluations spent.
-    - `sigma_min`: the last positive noise level before the final step to σ = 0 (default per
+    - `sigma_min`: the last positive noise level before the final step to σ = 0, > 0 (default per
       method: 1e-5 for tsit5, 2e-3 for EDM Heun/Euler, 2e-2 for exp*, which extrapolates the
       final step).
-    - `rtol`, `atol`: the adaptive controller's tolerances (tsit5 only).
+    - `rtol`, `atol`: the adaptive controller's tolerances (tsit5 only), finite, ≥ 0, not both 0.
     - `schedule`: a VP schedule (`rdp_jax.VPLinear`, `VPCosine`) to integrate in its time instead
       of σ (tsit5/heun/euler); the decoded output is the same up to solver error.
     - `allow_any_rho`: permit ρ outside [0, 1], where both D and P get worse (maths §7).
@@ -239,7 +256,15 @@ def decode(
             f"{where}: `rho` of shape {rho.shape} does not broadcast to one sample {event}."
         ) from None
     batch, sigma, kappa = _validate(batch, sigma, kappa, where, allow_any_rho)
-    sigma_min = _SIGMA_MIN[method] if sigma_min is None else float(sigma_min)
+    sigma_min = (
+        _SIGMA_MIN[method] if sigma_min is None else _positive(sigma_min, "sigma_min", where)
+    )
+    if method == "tsit5":
+        rtol, atol = (
+            _positive(t, name, where, zero=True) for t, name in ((rtol, "rtol"), (atol, "atol"))
+        )
+        if rtol == atol == 0:
+            raise ValueError(f"{where}: `rtol` and `atol` cannot both be 0.")
     if method not in EXPONENTIAL:
         # One σ per sample for the vmapped diffrax solves. Broadcast here, not under jit: a
         # traced scalar broadcast inside the vmapped solve sends XLA's algebraic simplifier
@@ -310,7 +335,8 @@ def posterior_sample(
 
     - `key`: a `jax.random.key`; each sample gets its own split of it.
     - `y`, `sigma`, `model`: as `decode`.
-    - `num_steps`: Euler-Maruyama steps (the NFE is `num_steps`).
+    - `num_steps`: evaluations of the model: `num_steps` − 1 Euler-Maruyama steps, then the
+      final Tweedie step.
     - `sigma_min`: the last noise level before the final Tweedie step.
 
     **Returns:** one sample per observation, shaped like `y`.
@@ -318,10 +344,15 @@ def posterior_sample(
     **Raises:** as `decode`, and `ValueError` for `num_steps` < 2.
     """
     where = "posterior_sample"
-    if int(num_steps) != num_steps or num_steps < 2:
-        raise ValueError(f"{where}: `num_steps` must be an integer >= 2.")
+    try:
+        whole = int(num_steps) == num_steps
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or num_steps < 2:
+        raise ValueError(f"{where}: `num_steps` must be an integer >= 2; got {num_steps!r}.")
     batch, sigma, event, single = _prepare(y, sigma, model, where)
     batch, sigma, _ = _validate(batch, sigma, jnp.ones(event, batch.dtype), where, False)
     keys = jax.random.split(key, batch.shape[0])
-    x = _posterior_batch(model, keys, batch, sigma, int(num_steps), float(sigma_min))
+    sigma_min = _positive(sigma_min, "sigma_min", where)
+    x = _posterior_batch(model, keys, batch, sigma, int(num_steps), sigma_min)
     return x[0] if single else x

@@ -110,6 +110,11 @@ def codec_sweep(
         raise ValueError(f"{where}: `model` must be a scores Gaussian (the theory is Gaussian).")
     if unknown := [k for k in noise if k not in NOISES]:
         raise ValueError(f"{where}: unknown `noise` {unknown}; choose from {NOISES}.")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"{where}: `dtype` must be 'float32' or 'float64'; got {dtype!r}.")
+    if int(num_items) != num_items:
+        raise ValueError(f"{where}: `num_items` must be an integer; got {num_items!r}.")
+    num_items = int(num_items)
     if int(blocks) != blocks or blocks < 1 or num_items < 2 * blocks or num_items % blocks:
         raise ValueError(
             f"{where}: `num_items` must be a multiple of `blocks` with >= 2 items per file; "
