@@ -3,6 +3,7 @@
 import math
 
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
 from exact import (
@@ -287,3 +288,15 @@ def test_dp_awgn_edge_values():
     assert float(theory.dp_awgn(0.0, v, 1.0)) == pytest.approx(mmse + w2, rel=REL)
     for f in (theory.awgn_rate, theory.mmse_awgn, theory.mmse_perception_awgn):
         assert np.all(np.isfinite(np.asarray(f(v, 1.0))))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "v", "n"),
+    [(np.float32, 1e19, 1e20), (np.float32, 4.7e4, 1e34), (np.float32, 1e-23, 1e-23),
+     (np.float64, 1e155, 1e155)],
+)  # fmt: skip
+def test_mmse_does_not_overflow_in_its_product(dtype, v, n):
+    v, n = dtype(v), dtype(n)
+    want = float(mpmath.mpf(float(v)) * float(n) / (mpmath.mpf(float(v)) + float(n)))
+    got = float(theory.mmse_awgn(v, n))
+    assert abs(got / want - 1) <= 4 * np.finfo(dtype).eps

@@ -290,3 +290,19 @@ def test_rdp_w2_gradient_is_not_nan_at_zero_budget_in_the_zero_rate_region():
 def test_rdp_w2_gradient_is_zero_in_the_zero_rate_region(P):
     grads = grad_w2(3.0, P, 1.0)
     assert [float(g) for g in grads] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "R", "var"), [(np.float32, 46.75, 426284.125), (np.float64, 400.0, 1e300)]
+)
+def test_distortion_rate_perception_does_not_underflow_before_scaling(dtype, R, var):
+    """var·e^{−2R} is normal though e^{−2R} is not (it was flushed to 0). The float32 exponent
+    ln var − 2R carries ~|ln var − 2R|·ε of rounding: 16 × that, relative."""
+    R, var = dtype(R), dtype(var)
+    with mpmath.workdps(50):
+        r = mpmath.sqrt(-mpmath.expm1(-2 * mpmath.mpf(float(R))))
+        s = mpmath.sqrt(mpmath.mpf(float(var)))
+        want = s**2 * mpmath.exp(-2 * mpmath.mpf(float(R))) + (s * (1 - r)) ** 2
+    got = float(theory.distortion_rate_perception(R, dtype(0), var))
+    bound = 16 * float(abs(mpmath.log(float(var))) + 2 * float(R)) * np.finfo(dtype).eps
+    assert abs(got / float(want) - 1) <= bound

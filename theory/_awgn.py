@@ -69,7 +69,9 @@ def mmse_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]
     **Returns:** the minimum MSE, shape `(...)`.
     """
     v, n = _source_and_noise(variances, noise_var, "mmse_awgn")
-    return jnp.sum(v * n / (v + n), axis=-1)
+    # lo/(1 + lo/hi) = vn/(v + n) without the product's overflow or underflow.
+    lo, hi = jnp.minimum(v, n), jnp.maximum(v, n)
+    return jnp.sum(lo / (1 + lo / hi), axis=-1)
 
 
 def mmse_perception_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:

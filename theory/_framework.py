@@ -23,7 +23,8 @@ class FrameworkGap(NamedTuple):
     - `rate`: I(X; Y), what the framework spends (nats).
     - `distortion`, `perception`: the decoder's D and W2² P.
     - `optimal_rate`: R(D, P) at that (D, P).
-    - `gap`: `rate - optimal_rate` ≥ 0.
+    - `gap`: `rate - optimal_rate` ≥ 0 (Thm 4: 0 on the scalar framework), to the rounding of
+      both rates: a zero gap may come out a few ulp of `rate` below 0.
     """
 
     rate: Array

@@ -200,7 +200,17 @@ def distortion_rate_perception(R: ArrayLike, P: ArrayLike, var: ArrayLike) -> Fl
     R = check_nonnegative(R, "R", where)
     P = check_nonnegative(P, "P", where)
     var = check_positive_finite(var, "var", where)
-    residual = jnp.exp(-2 * R)  # 1 - r²
     r = jnp.sqrt(-jnp.expm1(-2 * R))
-    w2_mmse = jnp.sqrt(var) * residual / (1 + r)  # s(1 - r) without cancellation
-    return var * residual + jnp.maximum(w2_mmse - jnp.sqrt(P), 0.0) ** 2
+    # var·e^{−2R} and s·e^{−2R}/(1 + r) = s(1 − r) without cancellation; e^{−2R} alone
+    # underflows (to 0: XLA flushes subnormals) while the products are still normal.
+    mmse = _times_exp(var, -2 * R)
+    w2_mmse = _times_exp(jnp.sqrt(var), -2 * R) / (1 + r)
+    return mmse + jnp.maximum(w2_mmse - jnp.sqrt(P), 0.0) ** 2
+
+
+def _times_exp(scale: Array, x: Array) -> Array:
+    """scale · e^x: the product where e^x is a normal float (1 rounding each), else
+    e^{ln scale + x}, which stays normal as long as the result does."""
+    factor = jnp.exp(x)
+    normal = factor >= jnp.finfo(factor.dtype).tiny
+    return jnp.where(normal, scale * factor, jnp.exp(jnp.log(scale) + x))
