@@ -292,6 +292,15 @@ def test_rdp_w2_gradient_is_zero_in_the_zero_rate_region(P):
     assert [float(g) for g in grads] == [0.0, 0.0, 0.0]
 
 
+def test_rate_distortion_broadcasts_budgets_over_shared_variances():
+    variances = jnp.array([2.0, 1.0, 0.5, 0.25])
+    budgets = jnp.linspace(0.05, 5.0, 7)
+    one_by_one = [float(theory.rate_distortion(D, variances)) for D in budgets]
+    # The same water level and logs either way, up to XLA's fusion of the batch: a few ulp.
+    batched = theory.rate_distortion(budgets, variances)
+    np.testing.assert_allclose(batched, one_by_one, rtol=8 * np.finfo(np.float64).eps)
+
+
 @pytest.mark.parametrize(
     ("dtype", "R", "var"), [(np.float32, 46.75, 426284.125), (np.float64, 400.0, 1e300)]
 )

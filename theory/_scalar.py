@@ -73,7 +73,7 @@ def rate_distortion(D: ArrayLike, variances: ArrayLike) -> Float[Array, "..."]:
     # zero, which is NaN against the infinite d(ln θ)/dθ at D = 0.
     best = jnp.argmax(candidates, axis=-1, keepdims=True)
     theta = jnp.take_along_axis(candidates, best, axis=-1)[..., 0]
-    theta = jnp.broadcast_to(theta[..., None], v.shape)
+    v, theta = jnp.broadcast_arrays(v, theta[..., None])  # D batched over shared variances
     return 0.5 * jnp.sum(jnp.maximum(_log_ratio(v, theta), 0.0), axis=-1)
 
 
