@@ -1,4 +1,4 @@
-"""Argument checks shared by `rdp_jax`'s schedules and score sources.
+"""Argument checks shared across `rdp_jax`: its schedules, score sources, decoder, rcc and codec.
 
 Concrete bad input raises `ValueError` at once, naming the argument; traced input (under `jit`,
 `vmap`, `grad`) gets an `equinox.error_if`, which raises at run time instead of letting a NaN
@@ -12,6 +12,21 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, PyTree
 
 from theory._validate import branched_error_if, error_if
+
+
+def is_whole(value) -> bool:
+    """Whether `value` equals an integer (8 and 8.0 do; 8.5, None and "8" do not)."""
+    try:
+        return int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def check_real(dtype, name: str, where: str) -> None:
+    """Raises `ValueError` naming `name` unless `dtype` is a float or integer dtype: a complex
+    array would lose its imaginary part to a cast, a string or object one fail obscurely."""
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ValueError(f"{where}: `{name}` must hold real numbers; got dtype {dtype}.")
 
 
 def as_float(x: ArrayLike) -> Array:

@@ -20,10 +20,6 @@ HELP = (
 )
 
 
-# A Gaussian's dimension on the command line: past what a file holds (`codec`'s 2^27 numbers).
-MAX_DIM = 2**27
-
-
 def _number(text: str, spec: str) -> float:
     try:
         return float(text)
@@ -35,6 +31,7 @@ def _gaussian(arguments: str, spec: str):
     import numpy as np
 
     from rdp_jax import scores
+    from rdp_jax.codec._container import MAX_COMPONENTS
 
     if arguments.endswith(".npy"):
         cov = np.load(arguments, allow_pickle=False).astype(np.float64)
@@ -62,9 +59,10 @@ def _gaussian(arguments: str, spec: str):
         if "dim" not in fields:
             raise ValueError(f"model SPEC {spec!r}: dim=D is required with var=V.")
         dim = _number(fields["dim"], spec)
-        if not (math.isfinite(dim) and dim == int(dim) and 1 <= dim <= MAX_DIM):
+        top = MAX_COMPONENTS  # past it no file could hold one item
+        if not (math.isfinite(dim) and dim == int(dim) and 1 <= dim <= top):
             raise ValueError(
-                f"model SPEC {spec!r}: dim must be an integer from 1 to {MAX_DIM}, got {dim:g}."
+                f"model SPEC {spec!r}: dim must be an integer from 1 to {top}, got {dim:g}."
             )
         var = _number(fields.get("var", "1"), spec)
         mean = _number(fields.get("mean", "0"), spec)

@@ -12,6 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from rdp_jax._decoder._baselines import reverse_sde_sample
 from rdp_jax._decoder._diffrax import diffrax_decode
 from rdp_jax._decoder._exponential import MAX_ORDER, exponential_decode
+from rdp_jax._validate import check_real, is_whole
 from rdp_jax.scores import ScoreSource
 from theory._validate import error_if
 
@@ -87,8 +88,7 @@ def _prepare(
 ) -> tuple[Array, Array, tuple[int, ...], bool]:
     """Checks shapes; returns (batch, σ scalar or per sample, event shape, was one sample)."""
     y = jnp.asarray(y)
-    if not (jnp.issubdtype(y.dtype, jnp.floating) or jnp.issubdtype(y.dtype, jnp.integer)):
-        raise ValueError(f"{where}: `y` must hold real numbers; got dtype {y.dtype}.")
+    check_real(y.dtype, "y", where)
     dtype = y.dtype if jnp.issubdtype(y.dtype, jnp.floating) else jnp.result_type(float)
     # A strong dtype: a weakly typed y (jnp.full(..., 1.0)) would otherwise retrace.
     y = jnp.asarray(y, dtype=dtype)
@@ -344,11 +344,7 @@ def posterior_sample(
     **Raises:** as `decode`, and `ValueError` for `num_steps` < 2.
     """
     where = "posterior_sample"
-    try:
-        whole = int(num_steps) == num_steps
-    except (TypeError, ValueError, OverflowError):
-        whole = False
-    if not whole or num_steps < 2:
+    if not is_whole(num_steps) or num_steps < 2:
         raise ValueError(f"{where}: `num_steps` must be an integer >= 2; got {num_steps!r}.")
     batch, sigma, event, single = _prepare(y, sigma, model, where)
     batch, sigma, _ = _validate(batch, sigma, jnp.ones(event, batch.dtype), where, False)

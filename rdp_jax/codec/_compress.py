@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from rdp_jax import rcc, scores
+from rdp_jax._validate import check_real, is_whole
 from rdp_jax.codec import _container
 from rdp_jax.codec._gaussian_view import caller_prior, fitted, prior_std
 from rdp_jax.codec._model import Flat, event_shape, identity
@@ -75,11 +76,7 @@ def _sigma(sigma, dim: int, dtype: str, where: str) -> np.ndarray:
 
 
 def _grid(sigma: float, sigma_max: float, steps: int, dtype: str, where: str) -> np.ndarray:
-    try:
-        whole = int(steps) == steps
-    except (TypeError, ValueError, OverflowError):
-        whole = False
-    if not whole or not 1 <= steps <= _container.MAX_STEPS:
+    if not is_whole(steps) or not 1 <= steps <= _container.MAX_STEPS:
         raise ValueError(
             f"{where}: `steps` must be an integer >= 1 (at most {_container.MAX_STEPS}), got "
             f"{steps!r}."
@@ -173,8 +170,7 @@ def compress(
     words = _key_words(key, where)
     event = event_shape(model, where)
     x = np.asarray(x)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"{where}: `x` must hold real numbers, got dtype {x.dtype}.")
+    check_real(x.dtype, "x", where)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(jnp.result_type(float))
     dtype = x.dtype.name

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rdp_jax.rcc import _portable_math
+from rdp_jax.rcc._bitstream import MAX_DIM
 
 MAGIC = b"RDPc"
 # 1: an 8-byte fingerprint, the progressive grid as S floats, and a CRC32 of the whole file.
@@ -45,10 +46,9 @@ FINGERPRINT_BYTES = 4
 PRIORS = ("model", "stored", "caller")
 # Beyond any grid a file could afford (each step costs a stream segment); bounds a corrupt count.
 MAX_STEPS = 2**16
-# Components (items × dimensions) of one file: far beyond what the channel search can encode
-# (10⁵ take most of an hour on two cores), and small enough that a corrupted shape cannot make
-# the decoder allocate more than a few GiB before the stream's CRC refuses it.
-MAX_COMPONENTS = 2**27
+# Components (items × dimensions) of one file: its rcc message's limit, checked on the shape
+# before the decoder allocates anything.
+MAX_COMPONENTS = MAX_DIM
 # σ and σ_max of a progressive grid: `geometric_grid` takes their logs, which `_portable_math`
 # evaluates on [e^-700, e^700].
 SIGMA_RANGE = (math.exp(-699.0), math.exp(699.0))

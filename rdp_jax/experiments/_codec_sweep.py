@@ -10,6 +10,7 @@ from jaxtyping import PRNGKeyArray
 
 import theory
 from rdp_jax import codec, metrics, scores
+from rdp_jax._validate import is_whole
 
 NOISES = ("isotropic", "matched")
 # A component that spectrum-matched noise sends at zero rate gets this noise std, in units of
@@ -112,7 +113,7 @@ def codec_sweep(
         raise ValueError(f"{where}: unknown `noise` {unknown}; choose from {NOISES}.")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"{where}: `dtype` must be 'float32' or 'float64'; got {dtype!r}.")
-    if int(num_items) != num_items:
+    if not is_whole(num_items):
         raise ValueError(f"{where}: `num_items` must be an integer; got {num_items!r}.")
     num_items = int(num_items)
     if int(blocks) != blocks or blocks < 1 or num_items < 2 * blocks or num_items % blocks:

@@ -120,15 +120,18 @@ def _grid(sigmas: ArrayLike, dtype, where: str) -> np.ndarray:
     return grid
 
 
-def _check_model(model, dim: int | None, where: str) -> None:
-    """A score source with `denoise`, whose event (when it declares one) is d dimensions."""
+def _check_model(model, dim: int | None, where: str) -> int | None:
+    """A score source with `denoise`, whose event (when it declares one) is d dimensions;
+    returns the event's size, or None."""
     if not callable(getattr(model, "denoise", None)):
         raise ValueError(f"{where}: `model` must be a score source (with `denoise`).")
     event = getattr(model, "event_shape", None)
-    if dim is not None and event is not None and math.prod(event) != dim:
+    model_dim = None if event is None else math.prod(event)
+    if dim is not None and model_dim is not None and model_dim != dim:
         raise ValueError(
             f"{where}: `model`'s event shape {tuple(event)} is not the message's {dim} dimensions."
         )
+    return model_dim
 
 
 def _given_dim(prior, where: str) -> int:
@@ -330,9 +333,7 @@ def progressive_host_decode(
     steps = _grid(sigmas, np.float64, where).size
     given = prior_mean if prior_mean is not None else prior_std
     dim = None if given is None else _given_dim(given, where)
-    _check_model(model, dim, where)
-    event = getattr(model, "event_shape", None)
-    model_dim = math.prod(event) if event is not None else None
+    model_dim = _check_model(model, dim, where)
     header, indices = unpack(data, where, dim=dim, steps=steps, model_dim=model_dim)
     words = key_words(key, where)
     if header.dtype == "float64" and not jax.config.jax_enable_x64:

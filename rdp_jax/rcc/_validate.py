@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike
 
+from rdp_jax._validate import check_real
 from rdp_jax.rcc._bitstream import ALGORITHMS, MAX_CANDIDATES
 
 
@@ -44,10 +45,9 @@ def vector(
 
     Host side: every consumer (the layout, the CRC context, the regeneration) works in NumPy, so
     a device copy would only be copied back."""
-    raw = np.asarray(x)
-    if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
-        raise ValueError(f"{where}: `{name}` must hold real numbers; got dtype {raw.dtype}.")
-    x = raw.astype(dtype)
+    x = np.asarray(x)
+    check_real(x.dtype, name, where)
+    x = x.astype(dtype)
     if x.ndim != 1 or x.shape[0] < 1 or (dim is not None and x.shape[0] != dim):
         want = "a non-empty 1-D array" if dim is None else f"shape ({dim},)"
         raise ValueError(f"{where}: `{name}` must be {want}; got shape {x.shape}.")
