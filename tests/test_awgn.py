@@ -7,6 +7,7 @@ import mpmath
 import numpy as np
 import pytest
 from exact import (
+    UNIT_ROUNDOFF,
     mp_dp_awgn,
     mp_geodesic_rho,
     mp_linear_decoder,
@@ -300,3 +301,33 @@ def test_mmse_does_not_overflow_in_its_product(dtype, v, n):
     want = float(mpmath.mpf(float(v)) * float(n) / (mpmath.mpf(float(v)) + float(n)))
     got = float(theory.mmse_awgn(v, n))
     assert abs(got / want - 1) <= 4 * np.finfo(dtype).eps
+
+
+def test_geodesic_rho_is_the_mmse_estimate_where_w2_underflows():
+    """W2² = s²(1 − √a)² ≈ σ⁴/(16 s²) flushes to 0 here; P = 0 ≥ W2² is then the MMSE
+    estimate (ρ = 1), where √P/W2 was 0/0 = NaN."""
+    v, n = jnp.array([1e-300]), 1e-307
+    assert float(theory.mmse_perception_awgn(v, n)) == 0.0
+    assert np.asarray(theory.geodesic_rho(0.0, v, n)).tolist() == [1.0]
+
+
+@pytest.mark.parametrize("rho", [-1.0, 0.0, 1.0])
+def test_gain_and_dp_where_the_noise_to_signal_ratio_overflows(rho):
+    """σ²/s² = 1e400 overflows: ln a is then ln s² − ln σ², and a^((1+ρ)/2), D and P follow
+    it (ln a = −∞ gave 0·∞ = NaN at ρ = −1 and P = ∞). Within 4 ulp per unit of |ln a|'s
+    exponent against mpmath: exp(e·ln a) carries |e·ln a|·ε."""
+    v, n = jnp.array([1e-200]), 1e200
+    with mpmath.workdps(50):
+        a = mpmath.mpf(1e-200) / (mpmath.mpf(1e-200) + mpmath.mpf(1e200))
+        gain = a ** ((1 + mpmath.mpf(rho)) / 2)
+        D = (1 - gain) ** 2 * mpmath.mpf(1e-200) + gain**2 * mpmath.mpf(1e200)
+        P = mpmath.mpf(1e-200) * (1 - a ** (mpmath.mpf(rho) / 2)) ** 2
+    got_gain = float(theory.score_scaled_gain(rho, v, n, allow_any_rho=True)[0])
+    got_D, got_P = (float(x) for x in theory.score_scaled_dp(rho, v, n, allow_any_rho=True))
+    bound = 4 * 921 * UNIT_ROUNDOFF  # |ln a| = 921
+    if rho == 1:  # a = 1e-400 is below the float range; D = s² + a²σ² and P are not
+        assert got_gain == 0.0
+    else:
+        assert abs(got_gain / float(gain) - 1) <= bound, (got_gain, float(gain))
+    for got, want in ((got_D, D), (got_P, P)):  # P = 0 exactly at ρ = 0
+        assert abs(got - float(want)) <= bound * float(want), (got, float(want))

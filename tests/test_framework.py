@@ -258,3 +258,22 @@ def test_zero_distortion_edge_values_are_not_nan():
     assert np.asarray(params.noise_var).tolist() == [0.0, 0.0]
     assert float(params.rate) == math.inf
     assert not np.any(np.isnan(np.asarray(params.rho)))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "exponents"), [(np.float64, (-500, -75, 75, 500)), (np.float32, (-58, -30, 30, 60))]
+)
+def test_optimal_parameters_do_not_depend_on_the_scale(dtype, exponents):
+    """4ʲ times the budgets and variances (exact) gives the same ρ_i and rate bit for bit and
+    4ʲ times the noise, wherever that noise is a normal float. Unscaled, float32 at s² ≈ 1e-35
+    flushed P_i = (s_i − ŝ_i)² to 0, which set every ρ_i to 0 where the truth is 1."""
+    v = np.array([4.0, 0.25, 1.0], dtype)
+    for D, P in [(0.5, 0.3), (0.01, 0.001), (2.0, 0.1)]:
+        D, P = dtype(D), dtype(P)
+        base = theory.rdp_optimal_framework(D, P, v)
+        for j in exponents:
+            c = dtype(2.0 ** (2 * j))
+            scaled = theory.rdp_optimal_framework(D * c, P * c, v * c)
+            assert scaled.rate == base.rate, (j, float(scaled.rate), float(base.rate))
+            np.testing.assert_array_equal(scaled.rho, base.rho)
+            np.testing.assert_array_equal(scaled.noise_var, base.noise_var * c)

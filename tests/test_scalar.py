@@ -315,3 +315,31 @@ def test_distortion_rate_perception_does_not_underflow_before_scaling(dtype, R, 
     got = float(theory.distortion_rate_perception(R, dtype(0), var))
     bound = 16 * float(abs(mpmath.log(float(var))) + 2 * float(R)) * np.finfo(dtype).eps
     assert abs(got / float(want) - 1) <= bound
+
+
+# Points where the perception floor binds, the last near the zero-rate boundary (r < ½).
+_FLOOR_POINTS = [(0.5, 0.01, 1.0), (0.05, 1e-4, 1.0), (1.8, 1e-3, 1.0), (0.3, 0.002, 2.5)]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "exponents"),
+    [(np.float64, (-500, -250, -75, 75, 250, 500)), (np.float32, (-55, -30, 30, 60))],
+)
+@pytest.mark.parametrize("perception", ["w2", "forward", "reverse"])
+def test_floor_rates_do_not_depend_on_the_scale(dtype, exponents, perception):
+    """R(4ʲD, 4ʲP, 4ʲs²) = R(D, P, s²) bit for bit (P a KL budget is not scaled), out to
+    s² ≈ 1e±301 (float64) and 1e±36 (float32): each scaling by 2^(2j) is exact, and the rate
+    is computed on one normalised copy. Unscaled, 4s²ŝ² overflowed beyond s² ≈ 1e154 (float64)
+    or 1e19 (float32), and cost up to ~1,000 ulp below 1e-150."""
+    for D, P, var in _FLOOR_POINTS:
+        D, P, var = dtype(D), dtype(P), dtype(var)
+        if perception == "w2":
+            assert float(theory.rdp_w2(D, dtype(np.inf), var)) < float(theory.rdp_w2(D, P, var))
+            rate = theory.rdp_w2
+        else:
+            rate = lambda D, P, var: theory.rdp_kl(D, P, var, perception)  # noqa: E731
+        base = rate(D, P, var)
+        for j in exponents:
+            c = dtype(2.0 ** (2 * j))
+            scaled = rate(D * c, P * c if perception == "w2" else P, var * c)
+            assert scaled == base, (j, float(scaled), float(base))

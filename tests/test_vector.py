@@ -339,3 +339,23 @@ def test_high_rate_with_a_loose_budget_is_shannon(D):
     expected = float(np.sum(0.5 * np.log(v * v.size / D)))
     got = float(theory.rdp_w2_vector(D, 10.0, jnp.asarray(v)))
     assert got == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "exponents"), [(np.float64, (-500, -75, 75, 500)), (np.float32, (-58, -30, 30, 60))]
+)
+def test_rate_and_allocation_do_not_depend_on_the_scale(dtype, exponents):
+    """Scaling D, P and the variances by 4ʲ (exact) leaves the rate and correlations bit for bit
+    and scales the stds by 2ʲ, the budgets by 4ʲ: the solve runs on one normalised copy.
+    Unscaled, float32 at s² ≈ 1e-35 lost D_i = s²·q_i to underflow (12.0 nats came out 10.4)."""
+    v = np.array([4.0, 0.25, 1.0], dtype)
+    for D, P in [(0.5, 0.3), (0.01, 0.001), (1e-3, 0.0), (2.0, 0.1)]:
+        D, P = dtype(D), dtype(P)
+        base, alloc = vec(D, P, v, return_allocation=True)
+        for j in exponents:
+            c, c_std = dtype(2.0 ** (2 * j)), dtype(2.0**j)
+            rate, scaled = vec(D * c, P * c, v * c, return_allocation=True)
+            assert rate == base, (j, float(rate), float(base))
+            np.testing.assert_array_equal(scaled.correlation, alloc.correlation)
+            np.testing.assert_array_equal(scaled.recon_std, alloc.recon_std * c_std)
+            np.testing.assert_array_equal(scaled.distortion, alloc.distortion * c)

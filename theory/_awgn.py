@@ -41,8 +41,12 @@ def _check_per_component(where: str, rho: Array, variances: Array) -> None:
 
 
 def _log_wiener_gain(variances: Array, noise_var: Array) -> Array:
-    """ln a_i = -ln(1 + σ_i²/s_i²)."""
-    return -jnp.log1p(noise_var / variances)
+    """ln a_i = -ln(1 + σ_i²/s_i²); -(ln σ_i² - ln s_i²) where the quotient overflows (then
+    s_i²/σ_i² < 1/max and ln(1 + s_i²/σ_i²) is below half an ulp of the difference)."""
+    ratio = noise_var / variances
+    return jnp.where(
+        jnp.isfinite(ratio), -jnp.log1p(ratio), jnp.log(variances) - jnp.log(noise_var)
+    )
 
 
 def awgn_rate(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
@@ -174,7 +178,8 @@ def score_scaled_dp(
     _check_per_component(where, rho, v)
     log_a = _log_wiener_gain(v, n)
     gain = jnp.exp(0.5 * (1 + rho) * log_a)
-    D = jnp.sum(_scaled_square(v, 0.5 * (1 + rho) * log_a) + gain**2 * n, axis=-1)
+    # g²σ² as (g σ)²: g² alone underflows where the product does not (tiny a, huge σ²).
+    D = jnp.sum(_scaled_square(v, 0.5 * (1 + rho) * log_a) + (gain * jnp.sqrt(n)) ** 2, axis=-1)
     P = jnp.sum(_scaled_square(v, 0.5 * rho * log_a), axis=-1)
     return D, P
 
@@ -206,7 +211,9 @@ def geodesic_rho(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Fl
     v, n = _source_and_noise(variances, noise_var, "geodesic_rho")
     _check_batch("geodesic_rho", "P", P, v)
     w2 = jnp.sqrt(mmse_perception_awgn(v, n))
-    mmse_weight = jnp.minimum(jnp.sqrt(P) / w2, 1.0)[..., None]  # 1 - α
+    # 1 - α; P ≥ W2² (also where W2² underflows to 0) is the MMSE estimate.
+    binds = P < w2**2
+    mmse_weight = jnp.where(binds, jnp.sqrt(P) / jnp.where(binds, w2, 1.0), 1.0)[..., None]
     log_a = _log_wiener_gain(v, n)
     # The argument lies in (-1, 0], where jnp.log1p can be 240 ulps off (see theory._float).
     rho = 2 * log1p(mmse_weight * jnp.expm1(0.5 * log_a)) / log_a

@@ -22,3 +22,17 @@ def log1p(x: Float[Array, "..."]) -> Float[Array, "..."]:
     exact = u == 1
     u_safe = jnp.where(exact, 2.0, u)  # keeps the branch not taken, and its gradient, finite
     return jnp.where(exact, x, x * (jnp.log(u_safe) / (u_safe - 1)))
+
+
+def power_of_two_scale(variance: Float[Array, "..."]) -> Float[Array, "..."]:
+    """c = 2^-k, with k = ⌊e/2⌋ for variance = m·2^e (m ∈ [½, 1)), so c²·variance ∈ [⅛, 1).
+
+    The Gaussian rates are homogeneous of degree 0 in (D, P, s²), so scaling the variances and
+    budgets by c² (and the stds by c) changes no rate, and a power of two changes no bit: each
+    product is exact until it leaves the normal range. Computing on the scaled values keeps
+    products of two or four variances (s²ŝ², D_i as s²·q) inside the range, where s² near 1e±154
+    (float64) or 1e±19 (float32) would over- or underflow them. Multiply by c twice rather than
+    by c²: c² itself can overflow.
+    """
+    _, exponent = jnp.frexp(variance)
+    return jnp.ldexp(jnp.ones_like(variance), -(exponent // 2))

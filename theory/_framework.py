@@ -12,9 +12,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from theory._awgn import _source_and_noise, awgn_rate, score_scaled_dp
-from theory._float import log1p
+from theory._float import log1p, power_of_two_scale
 from theory._validate import as_float, check_rho
-from theory._vector import rdp_w2_vector
+from theory._vector import checked_budgets, rdp_w2_vector
 
 
 class FrameworkGap(NamedTuple):
@@ -91,7 +91,13 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
 
     **Raises:** `ValueError` as `rdp_w2_vector`.
     """
-    rate, alloc = rdp_w2_vector(D, P, variances, return_allocation=True)
+    D, P, variances = checked_budgets(D, P, variances, "rdp_optimal_framework")
+    # Solved on an exact power-of-two rescaling (`power_of_two_scale`), which changes no rate,
+    # r_i or ρ_i: P_i = (s_i - ŝ_i)² of a tiny source would otherwise underflow and take ρ_i
+    # with it. Only σ_i² is scaled back.
+    c = power_of_two_scale(jnp.max(variances, axis=-1))
+    c_i = c[..., None]
+    rate, alloc = rdp_w2_vector(D * c * c, P * c * c, variances * c_i * c_i, return_allocation=True)
     r = alloc.correlation
     s = alloc.recon_std + jnp.sqrt(alloc.perception)
     sent = alloc.rate > 0
@@ -100,8 +106,12 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
     # 1 - r² from the rate keeps its precision as r → 1 (high rate), from r itself as r → 0.
     residual = jnp.where(r > 0.5, jnp.exp(-2 * safe_rate), (1 - r) * (1 + r))
     r_sq = jnp.where(r > 0.5, -jnp.expm1(-2 * safe_rate), r**2)
-    noise_var = jnp.where(
-        sent, jnp.where(finite, s**2 * residual / jnp.where(sent, r_sq, 1.0), 0.0), jnp.inf
+    noise_var = (
+        jnp.where(
+            sent, jnp.where(finite, s**2 * residual / jnp.where(sent, r_sq, 1.0), 0.0), jnp.inf
+        )
+        / c_i
+        / c_i
     )
     # Both log1p arguments lie in (-1, 0), where jnp.log1p can be 240 ulps off (theory._float).
     log_r = 0.5 * jnp.where(

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from theory._float import power_of_two_scale
 from theory._kl import kl_std_deficit
 from theory._validate import (
     as_float,
@@ -93,15 +94,19 @@ def _rate_with_std_floor(
     an absolute error of ~eps, all of a rate of ~r²/2; there R = -½ ln(1 - r²) is computed from
     r = (s² + ŝ² - D)/(2sŝ) itself, whose one subtraction costs only what D's rounding does.
     """
+    # The rate is homogeneous of degree 0: work on s²·c², D·c² and stds·c, an exact rescaling
+    # that keeps 4s²ŝ² and (s + ŝ)² inside the float range at any s².
+    c = jax.lax.stop_gradient(power_of_two_scale(var))
+    var, D = var * c * c, D * c * c
     s = jnp.sqrt(var)
     # Branch masks carry no gradient; each branch then sees only inputs where it is finite, so
     # that neither values nor gradients pick up NaN from the branch not taken (0·∞ from √P at
-    # P = 0 in the zero-rate region, say).
-    deficit = jax.lax.stop_gradient(deficit_of(P))
+    # P = 0 in the zero-rate region, say). `deficit_of` is in the caller's units.
+    deficit = jax.lax.stop_gradient(deficit_of(P)) * c
     floor_binds = s - deficit > jnp.sqrt(jnp.maximum(var - D, 0.0))
     zero_rate = D >= var + (s - deficit) ** 2
     on_floor = floor_binds & ~zero_rate
-    d_f = jnp.where(on_floor, deficit_of(jnp.where(on_floor, P, 0.0)), 0.0)
+    d_f = jnp.where(on_floor, deficit_of(jnp.where(on_floor, P, 0.0)) * c, 0.0)
     D_f = jnp.where(on_floor, D, var)
     s_hat_f = s - d_f
     factored_rate = 0.5 * (

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from theory._float import power_of_two_scale
 from theory._validate import as_float, check_broadcast, check_components, check_nonnegative
 
 # Newton converges quadratically except near the triple root at a = 1, ω = 1 (a component
@@ -106,7 +107,21 @@ def _multiplier_for_distortion(D: Array, omega: Array, v: Array) -> Array:
 
 
 def _solve(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
-    """Rate and allocation for scalar D, P and one variance vector `v` of shape (n,)."""
+    """Rate and allocation for scalar D, P and one variance vector `v` of shape (n,).
+
+    Solved on D·c², P·c², v·c², an exact power-of-two rescaling (`power_of_two_scale` of the
+    largest variance) that changes no rate and keeps D_i ~ s_i²·q_i and (s_i ω q_i)² in the
+    float range at any scale; the stds, budgets and multipliers are scaled back.
+    """
+    c = power_of_two_scale(jnp.max(v))
+    R, r, s_hat, D_i, P_i, rate_i, lam, mu, omega = _solve_normalized(
+        D * c * c, P * c * c, v * c * c
+    )
+    return R, r, s_hat / c, D_i / c / c, P_i / c / c, rate_i, lam * c * c, mu * c * c, omega
+
+
+def _solve_normalized(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
+    """`_solve` on variances of order 1."""
     s = jnp.sqrt(v)
     D_safe = jnp.where(D > 0, D, 1.0)  # D = 0 is answered separately below
 
@@ -169,6 +184,24 @@ _solve_broadcast = jax.jit(
 )
 
 
+def checked_budgets(
+    D: ArrayLike, P: ArrayLike, variances: ArrayLike, where: str
+) -> tuple[Array, ...]:
+    """`rdp_w2_vector`'s arguments as float arrays, a scalar variance as one component;
+    `ValueError` naming the argument (under jit, at run time) as `rdp_w2_vector` documents."""
+    D, P, variances = as_float(D, P, variances)
+    D = check_nonnegative(D, "D", where)
+    P = check_nonnegative(P, "P", where)
+    variances = check_components(variances, where)
+    check_broadcast(
+        where,
+        ("`D`", D.shape),
+        ("`P`", P.shape),
+        ("`variances` (but its last axis)", variances.shape[:-1]),
+    )
+    return D, P, variances
+
+
 def rdp_w2_vector(
     D: ArrayLike, P: ArrayLike, variances: ArrayLike, *, return_allocation: bool = False
 ) -> Float[Array, "..."] | tuple[Float[Array, "..."], VectorRDPAllocation]:
@@ -191,17 +224,7 @@ def rdp_w2_vector(
     **Raises:** `ValueError` naming `D`, `P` or `variances` for negative or NaN budgets or
     non-positive variances; under `jit`, the same message at run time.
     """
-    where = "rdp_w2_vector"
-    D, P, variances = as_float(D, P, variances)
-    D = check_nonnegative(D, "D", where)
-    P = check_nonnegative(P, "P", where)
-    variances = check_components(variances, where)
-    check_broadcast(
-        where,
-        ("`D`", D.shape),
-        ("`P`", P.shape),
-        ("`variances` (but its last axis)", variances.shape[:-1]),
-    )
+    D, P, variances = checked_budgets(D, P, variances, "rdp_w2_vector")
     R, r, s_hat, D_i, P_i, R_i, lam, mu, _ = _solve_broadcast(D, P, variances)
     if not return_allocation:
         return R
