@@ -29,6 +29,18 @@ def check_real(dtype, name: str, where: str) -> None:
         raise ValueError(f"{where}: `{name}` must hold real numbers; got dtype {dtype}.")
 
 
+def as_key(key: object, where: str) -> Array:
+    """A JAX PRNG key: typed (`jax.random.key`) or legacy raw (`jax.random.PRNGKey`)."""
+    if isinstance(key, jax.Array | np.ndarray):
+        typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
+        raw = key.dtype == np.uint32 and key.shape == (2,)
+        if typed or raw:
+            return key
+    raise ValueError(
+        f"{where}: `key` must be a single PRNG key from `jax.random.key(seed)`; got {key!r}."
+    )
+
+
 def as_float(x: ArrayLike) -> Array:
     """An array of `x`, promoting integers to the default float (floats keep their dtype)."""
     x = jnp.asarray(x)

@@ -246,7 +246,7 @@ def test_noise_is_the_channel():
         ({"sigma": -1.0}, "`sigma` must be finite and > 0"),
         ({"mode": "fast"}, "unknown `mode`"),
         ({"sigma": np.ones(3), "mode": "progressive"}, "per-dimension `sigma` needs"),
-        ({"key": np.zeros(3, np.uint32)}, "`key` must be a threefry2x32"),
+        ({"key": np.zeros(3, np.uint32)}, "`key` must be a jax.random key \\(threefry2x32"),
         ({"mode": "progressive", "steps": 0}, "`steps` must be an integer >= 1"),
         ({"mode": "progressive", "sigma_max": 0.5}, "`sigma_max` must be > sigma"),
         ({"mode": "progressive", "sigma_max": np.inf}, "`sigma_max` must be > sigma"),

@@ -202,15 +202,20 @@ def test_nfe_is_reported_and_counted():
 
     base = _diag_gaussian([0.5, 2.0])
     model = Counting(base.mean, base.eigenvalues, base.eigenvectors)
+    # float32 under tsit5's default rtol also rejects steps after the first accepted one, which
+    # reuse their first stage (counting every rejection as one more evaluation said 392 for 388).
+    single = Counting(*(jnp.asarray(a, jnp.float32) for a in (base.mean, base.eigenvalues)), None)
     y = jnp.array([[0.3, -1.2]])
-    for method, steps in (("tsit5", None), ("exp4", 13), ("heun", 9)):
+    cases = [(model, y, method, steps) for method, steps in (("tsit5", None), ("exp4", 13))]
+    cases += [(model, y, "heun", 9), (single, jnp.array([[3.0, -1.2]], jnp.float32), "tsit5", None)]
+    for model, y, method, steps in cases:
         jax.effects_barrier()
         counter.clear()
         _, info = decode(y, 1.0, 0.5, model, method=method, num_steps=steps, return_info=True)
         jax.effects_barrier()
         # One count per sample for the adaptive tsit5; one for the batch on a fixed grid.
         assert info.nfe.shape == ((1,) if steps is None else ()), method
-        assert int(info.nfe.max()) == len(counter), method
+        assert int(info.nfe.max()) == len(counter), (method, y.dtype)
         if steps is not None:
             assert int(info.nfe) <= steps
 
@@ -306,6 +311,9 @@ def test_rho_one_is_tweedie_and_posterior_sampling_costs_twice_the_mmse():
         ({"method": "tsit5", "rtol": 0.0, "atol": 0.0}, "cannot both be 0"),
         ({"y": jnp.zeros((0, 2))}, "`y` is an empty batch"),
         ({"y": jnp.array([[1 + 5j, 1 - 3j]])}, "`y` must hold real numbers"),
+        # Complex σ and ρ were a TypeError from a cast deep in the solver.
+        ({"sigma": 1 + 1j}, "`sigma` must hold real numbers"),
+        ({"rho": jnp.array([0.5j, 0.5])}, "`rho` must hold real numbers"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
@@ -324,6 +332,14 @@ def test_posterior_sample_rejects_bad_step_counts(num_steps):
         posterior_sample(jax.random.key(0), jnp.ones((2, 2)), 1.0, model, num_steps=num_steps)
     with pytest.raises(ValueError, match="`sigma_min` must be finite and > 0"):
         posterior_sample(jax.random.key(0), jnp.ones((2, 2)), 1.0, model, sigma_min=-1.0)
+
+
+@pytest.mark.parametrize("key", [0, np.zeros(3, np.uint32), jax.random.split(jax.random.key(0))])
+def test_posterior_sample_names_a_bad_key(key):
+    """An int, a 3-word array and two keys were TypeErrors from jax.random.split."""
+    model = _diag_gaussian([0.5, 2.0])
+    with pytest.raises(ValueError, match="posterior_sample: `key` must be a single PRNG key"):
+        posterior_sample(key, jnp.ones((2, 2)), 1.0, model, num_steps=4)
 
 
 def test_rho_outside_unit_interval_on_request():
@@ -397,3 +413,29 @@ def test_batch_sharded_over_two_devices_stays_sharded():
         timeout=300,
     )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+_UNDER_JIT_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from rdp_jax import decode, scores
+model = scores.gaussian(np.zeros(2), np.array([0.5, 2.0]))
+y = jnp.ones((3, 2))
+for method, steps in (("tsit5", None), ("heun", 9)):
+    inside = jax.jit(lambda y, s: decode(y, s, 0.5, model, method=method, num_steps=steps))
+    # One program against two: XLA may fuse them differently, and a rounding may move one of
+    # tsit5's steps, so they agree to its tolerance (rtol 1e-8), not bit for bit.
+    eager = decode(y, 1.0, 0.5, model, method=method, num_steps=steps)
+    np.testing.assert_allclose(inside(y, 1.0), eager, rtol=1e-6)
+print("ok")
+"""
+
+
+def test_decode_under_the_callers_jit_is_quiet_and_the_same():
+    """A traced scalar σ broadcast inside the vmapped diffrax solve sent XLA's algebraic
+    simplifier into a loop, which printed a screenful of errors to the C++ log (stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_JIT_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+    assert "simplifier" not in done.stderr, done.stderr[-2000:]

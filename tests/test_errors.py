@@ -81,6 +81,7 @@ SHAPE_CASES = [
     (theory.distortion_rate_perception, (np.ones(3), np.ones(2), 1.0), {}, "`P` of shape"),
     (theory.rate_distortion, (np.ones(3), np.ones((2, 4))), {}, "`variances` (but its last"),
     (theory.rdp_w2_vector, (np.ones(3), 0.1, np.ones((2, 4))), {}, "`variances` (but its"),
+    (theory.rdp_optimal_framework, (np.ones(3), 0.1, np.ones((2, 4))), {}, "`variances` (but"),
     (theory.awgn_rate, (V3, np.ones(2)), {}, "`noise_var` of shape (2,)"),
     (theory.dp_awgn, (np.ones(2), np.ones((3, 3)), 1.0), {}, "`P` of shape (2,)"),
     (theory.geodesic_rho, (np.ones(2), np.ones((3, 3)), 1.0), {}, "`P` of shape (2,)"),

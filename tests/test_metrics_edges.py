@@ -9,6 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from helpers import assignment_w2, bures_w2  # noqa: E402
 
+import rdp_jax  # noqa: E402
+from rdp_jax import metrics  # noqa: E402
 from rdp_jax.metrics import mse, w2_1d, w2_exact, w2_gaussian  # noqa: E402
 
 
@@ -72,3 +74,53 @@ def test_w2_exact_solves_a_hard_problem_to_optimality():
 def test_mse_rejects_an_empty_feature_axis():
     with pytest.raises(ValueError, match="empty feature axis"):
         mse(np.zeros((5, 0)), np.zeros((5, 0)))
+
+
+@pytest.mark.parametrize(
+    ("b", "message"),
+    [
+        (np.array([[1.0, 0.5], [0.0, 1.0]]), "`b` must be symmetric"),
+        (np.diag([1.0, -1e-3]), "`b` must be positive semi-definite"),
+        (np.diag([np.nan, 1.0]), "`b` must be finite"),
+        (np.eye(3), "`b` must have the shape of `a`"),
+        (np.ones(2), "`b` must be a square"),
+        (np.eye(2) * 1j, "`b` must be real"),
+    ],
+)
+def test_gaussian_w2sq_refuses_what_is_not_a_covariance(b, message):
+    """Each used to return a number: eigenvalues were clipped at 0 and asymmetry symmetrised away
+    (a negative variance counted as 0), a NaN came out as NaN."""
+    a = np.diag([1.0, 2.0])
+    with pytest.raises(ValueError, match=message):
+        metrics.gaussian_w2sq(a, b)
+    if "shape of" not in message:  # a defect of either matrix is named as that one's
+        with pytest.raises(ValueError, match=message.replace("`b`", "`a`")):
+            metrics.gaussian_w2sq(b, a if b.shape == (2, 2) else b)
+    if b.shape == (2, 2) and not np.iscomplexobj(b):
+        with pytest.raises(ValueError, match=message):
+            rdp_jax.jit(metrics.gaussian_w2sq)(a, b)
+
+
+def test_gaussian_w2sq_accepts_the_round_off_of_a_congruence():
+    """G Σ Gᵀ in float32 is asymmetric and indefinite by ~d·ε; it must pass, and agree with the
+    float64 value to float32's precision (one eigendecomposition of a condition-100 matrix)."""
+    rng = np.random.default_rng(3)
+    d = 64
+    g = rng.normal(size=(d, d)) / np.sqrt(d)
+    sigma = np.diag(np.exp(rng.normal(size=d)))
+    b64 = g @ sigma @ g.T
+    a64 = np.diag(np.exp(rng.normal(size=d)))
+    want = float(metrics.gaussian_w2sq(a64, b64))
+    g32, s32 = g.astype(np.float32), sigma.astype(np.float32)
+    got = metrics.gaussian_w2sq(a64.astype(np.float32), g32 @ s32 @ g32.T)
+    assert got.dtype == np.float32
+    assert abs(float(got) - want) <= 1e3 * np.finfo(np.float32).eps * np.trace(a64 + b64)
+
+
+def test_w2_gaussian_debias_under_jit_with_too_few_samples_raises():
+    """Eagerly `debias=True` with 3 samples raised; a traced flag returned the plug-in instead."""
+    x = np.arange(3.0)[:, None]
+    debiased = rdp_jax.jit(lambda x, y, debias: w2_gaussian(x, y, debias=debias).value)
+    with pytest.raises(ValueError, match="`debias` needs at least 4 samples"):
+        debiased(x, x + 1, True)
+    assert float(debiased(x, x + 1, False)) == pytest.approx(float(w2_gaussian(x, x + 1).value))

@@ -72,3 +72,7 @@ def test_the_sweep_rejects_bad_arguments():
         experiments.traversal_sweep(jax.random.key(0), model, x[:3], (1.0,))
     with pytest.raises(ValueError, match="gaussian_fit"):
         experiments.traversal_sweep(jax.random.key(0), model.gaussian_fit(), x, (1.0,))
+    # (3, 4) holds 6 items of 2 dimensions when flattened: refused, not reshaped.
+    for reference in (np.zeros((3, 4), np.float32), np.zeros((1, 2), np.float32)):
+        with pytest.raises(ValueError, match="`reference`"):
+            experiments.traversal_sweep(jax.random.key(0), model, x, (1.0,), reference=reference)

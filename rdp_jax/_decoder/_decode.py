@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from rdp_jax._decoder._baselines import reverse_sde_sample
 from rdp_jax._decoder._diffrax import diffrax_decode
 from rdp_jax._decoder._exponential import MAX_ORDER, exponential_decode
-from rdp_jax._validate import check_real, is_whole
+from rdp_jax._validate import as_key, check_real, is_whole
 from rdp_jax.scores import ScoreSource
 from theory._validate import error_if
 
@@ -97,7 +97,9 @@ def _prepare(
     batch = y[None] if single else y
     if batch.shape[0] == 0:
         raise ValueError(f"{where}: `y` is an empty batch (shape {y.shape}).")
-    sigma = jnp.asarray(sigma, y.dtype)
+    sigma = jnp.asarray(sigma)
+    check_real(sigma.dtype, "sigma", where)
+    sigma = sigma.astype(y.dtype)
     if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.shape[0] != batch.shape[0]):
         raise ValueError(f"{where}: `sigma` must be a scalar or one per sample; got {sigma.shape}.")
     return batch, sigma, event, single
@@ -180,9 +182,12 @@ def _decode_batch(model, y, sigma, kappa, method, num_steps, sigma_min, rtol, at
             schedule=schedule,
         )
 
-    x_hat, nfe = jax.vmap(one)(y, sigma)
+    # A shared σ is not batched: broadcast inside the vmapped solve, a traced scalar σ (decode
+    # under the caller's jit) sends XLA's algebraic simplifier into a loop (harmless, but it
+    # prints a screenful of errors).
+    x_hat, nfe = jax.vmap(one, in_axes=(0, None if sigma.ndim == 0 else 0))(y, sigma)
     # A fixed grid costs every sample the same; only tsit5's adaptive steps differ by sample.
-    return x_hat, nfe if method == "tsit5" else nfe[0]
+    return x_hat, jnp.broadcast_to(nfe, y.shape[:1]) if method == "tsit5" else nfe.reshape(-1)[0]
 
 
 def decode(
@@ -248,7 +253,9 @@ def decode(
     if schedule is not None and method in EXPONENTIAL:
         raise ValueError(f"{where}: `schedule` applies to tsit5/heun/euler; {method!r} is VE-only.")
     batch, sigma, event, single = _prepare(y, sigma, model, where)
-    rho = jnp.asarray(rho, batch.dtype)
+    rho = jnp.asarray(rho)
+    check_real(rho.dtype, "rho", where)
+    rho = rho.astype(batch.dtype)
     try:
         kappa = jnp.broadcast_to(1 + rho, event)
     except ValueError:
@@ -265,11 +272,6 @@ def decode(
         )
         if rtol == atol == 0:
             raise ValueError(f"{where}: `rtol` and `atol` cannot both be 0.")
-    if method not in EXPONENTIAL:
-        # One σ per sample for the vmapped diffrax solves. Broadcast here, not under jit: a
-        # traced scalar broadcast inside the vmapped solve sends XLA's algebraic simplifier
-        # into a loop (harmless, but it prints a screenful of errors).
-        sigma = jnp.broadcast_to(sigma, batch.shape[:1])
     x_hat, nfe = _decode_batch(
         model, batch, sigma, kappa, method, num_steps, sigma_min, rtol, atol, schedule
     )
@@ -341,14 +343,15 @@ def posterior_sample(
 
     **Returns:** one sample per observation, shaped like `y`.
 
-    **Raises:** as `decode`, and `ValueError` for `num_steps` < 2.
+    **Raises:** as `decode`, and `ValueError` for `num_steps` < 2 or a `key` that is not one
+    PRNG key.
     """
     where = "posterior_sample"
     if not is_whole(num_steps) or num_steps < 2:
         raise ValueError(f"{where}: `num_steps` must be an integer >= 2; got {num_steps!r}.")
     batch, sigma, event, single = _prepare(y, sigma, model, where)
     batch, sigma, _ = _validate(batch, sigma, jnp.ones(event, batch.dtype), where, False)
-    keys = jax.random.split(key, batch.shape[0])
+    keys = jax.random.split(as_key(key, where), batch.shape[0])
     sigma_min = _positive(sigma_min, "sigma_min", where)
     x = _posterior_batch(model, keys, batch, sigma, int(num_steps), sigma_min)
     return x[0] if single else x

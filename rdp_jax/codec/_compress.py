@@ -13,6 +13,7 @@ from rdp_jax._validate import check_real, is_whole
 from rdp_jax.codec import _container
 from rdp_jax.codec._gaussian_view import caller_prior, fitted, prior_std
 from rdp_jax.codec._model import Flat, event_shape, identity
+from rdp_jax.rcc._validate import key_words
 
 MODES = ("oneshot", "progressive")
 # See `compress`: rcc's validated chunk size for a bounded importance weight.
@@ -45,19 +46,6 @@ class CompressInfo(NamedTuple):
     num_chunks: int
     information_bits: float | None
     noisy: Array
-
-
-def _key_words(key, where: str) -> np.ndarray:
-    key = key if isinstance(key, jax.Array) else jnp.asarray(key)
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"{where}: `key` must be a single key; got shape {key.shape}.")
-        key = jax.random.key_data(key)
-    if key.dtype != jnp.uint32 or key.shape != (2,):
-        raise ValueError(
-            f"{where}: `key` must be a threefry2x32 jax.random key; got {key.dtype}{key.shape}."
-        )
-    return np.asarray(key, np.uint32)
 
 
 def _sigma(sigma, dim: int, dtype: str, where: str) -> np.ndarray:
@@ -167,7 +155,7 @@ def compress(
     per-dimension σ without a Gaussian model, and what `rcc.encode` raises.
     """
     where = "compress"
-    words = _key_words(key, where)
+    words = key_words(key, where)
     event = event_shape(model, where)
     x = np.asarray(x)
     check_real(x.dtype, "x", where)

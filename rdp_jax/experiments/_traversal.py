@@ -97,7 +97,8 @@ def traversal_sweep(
     every ρ, then Tweedie and posterior).
 
     **Raises:** `ValueError` naming the argument: a model without `gaussian_fit()`, items of
-    the wrong shape, an unknown mode, a bad n or block count.
+    the wrong shape, a `reference` of another event shape, an unknown mode, a bad n or block
+    count.
     """
     where = "traversal_sweep"
     if not callable(getattr(model, "gaussian_fit", None)):
@@ -117,7 +118,15 @@ def traversal_sweep(
     options = decode_options or {}
     fit = model.gaussian_fit()
     flat = x.reshape(n, dim)
-    ref = flat if reference is None else np.asarray(reference).reshape(-1, dim)
+    if reference is None:
+        ref = flat
+    else:
+        ref = np.asarray(reference)
+        if ref.ndim != len(event) + 1 or ref.shape[1:] != event or len(ref) < 2:
+            raise ValueError(
+                f"{where}: `reference` must have shape (m, *{event}) with m >= 2, got {ref.shape}."
+            )
+        ref = ref.reshape(len(ref), dim)
     file_key, perception_key, posterior_key = jax.random.split(key, 3)
     done = 0
 

@@ -119,18 +119,6 @@ def as_int(value: object, name: str, where: str, minimum: int) -> int:
     return value
 
 
-def as_key(key: object, where: str) -> Array:
-    """A JAX PRNG key: typed (`jax.random.key`) or legacy raw (`jax.random.PRNGKey`)."""
-    if isinstance(key, jax.Array | np.ndarray):
-        typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
-        raw = key.dtype == np.uint32 and key.shape == (2,)
-        if typed or raw:
-            return key
-    raise ValueError(
-        f"{where}: `key` must be a single PRNG key from `jax.random.key(seed)`; got {key!r}."
-    )
-
-
 def num_blocks_for(num_blocks: int, *sample_sizes: int) -> int:
     """The number of jackknife blocks actually used: at most `num_blocks`, at least 2 per block.
 

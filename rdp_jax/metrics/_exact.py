@@ -7,10 +7,10 @@ import ot
 from jaxtyping import ArrayLike, Float, PRNGKeyArray
 from scipy.spatial.distance import cdist
 
+from rdp_jax._validate import as_key
 from rdp_jax.metrics._estimate import (
     Estimate,
     as_int,
-    as_key,
     as_samples,
     check_same_features,
     float_dtype,

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
+from rdp_jax._validate import check
 from rdp_jax.metrics._estimate import (
     Estimate,
     as_int,
@@ -19,6 +20,7 @@ from rdp_jax.metrics._estimate import (
 )
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # accelerators default to bf16 passes in f32 matmuls
+_DEBIAS_NEEDS_SAMPLES = "w2_gaussian: `debias` needs at least 4 samples in `x` and `y`."
 
 
 def mse(x: Float[ArrayLike, " n *d"], x_hat: Float[ArrayLike, " n *d"]) -> Estimate:
@@ -139,7 +141,7 @@ def w2_gaussian(
     num_blocks = num_blocks_for(as_int(num_blocks, "num_blocks", where, 2), x.shape[0], y.shape[0])
     if not isinstance(debias, jax.core.Tracer):  # a traced flag (under jit) is passed through
         if debias and num_blocks < 2:
-            raise ValueError(f"{where}: `debias` needs at least 4 samples in `x` and `y`.")
+            raise ValueError(_DEBIAS_NEEDS_SAMPLES)
         debias = bool(debias)
     return _w2_gaussian(x, y, num_blocks, debias)
 
@@ -150,12 +152,58 @@ def _sqrtm_psd(a: Float[Array, "d d"]) -> Float[Array, "d d"]:
     return jnp.matmul(v * jnp.sqrt(jnp.clip(w, 0.0)), v.T, precision=_HIGHEST)
 
 
-def gaussian_w2sq(a: Float[Array, "d d"], b: Float[Array, "d d"]) -> Float[Array, ""]:
+def gaussian_w2sq(a: Float[ArrayLike, "d d"], b: Float[ArrayLike, "d d"]) -> Float[Array, ""]:
     """W2² between N(μ, A) and N(μ, B): the Bures distance tr(A + B - 2 (A^{1/2} B A^{1/2})^{1/2}).
 
     Exact (Dowson & Landau 1982), clipped at 0 against round-off. The covariance part of
     `w2_gaussian`, exposed for closed-form covariances (e.g. a linear decoder's output).
+
+    **Arguments:**
+
+    - `a`, `b`: covariance matrices, shape `(d, d)`, symmetric positive semi-definite. Both are
+      judged to a relative √ε of the dtype (1.5e-8 in float64, 3.5e-4 in float32): the
+      round-off of a product such as G Σ Gᵀ is ~d·ε, far below it, while a matrix that is not
+      a covariance misses by O(1).
+
+    **Returns:** the squared distance, a scalar of the inputs' float dtype.
+
+    **Raises:** `ValueError` naming `a` or `b` for a complex or non-square matrix, mismatched
+    shapes, a NaN/inf entry, asymmetry beyond √ε·max|entry|, or an eigenvalue below
+    -√ε·max|eigenvalue|; under `jit`, the same message at run time.
     """
+    where = "gaussian_w2sq"
+    dtype = float_dtype(where, a=a, b=b)
+    a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    for name, m in (("a", a), ("b", b)):
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+            raise ValueError(f"{where}: `{name}` must be a square (d, d) matrix; got {m.shape}.")
+    if a.shape != b.shape:
+        raise ValueError(f"{where}: `b` must have the shape of `a`, {a.shape}; got {b.shape}.")
+    checks = []
+    for name, m in (("a", a), ("b", b)):
+        not_finite, asymmetric, indefinite = _covariance_defects(m)
+        checks += [
+            (not_finite, f"{where}: `{name}` must be finite (no NaN or inf)."),
+            (asymmetric, f"{where}: `{name}` must be symmetric (a covariance matrix)."),
+            (indefinite, f"{where}: `{name}` must be positive semi-definite (a covariance)."),
+        ]
+    return check(_bures(a, b), *checks)
+
+
+@jax.jit
+def _covariance_defects(m: Float[Array, "d d"]) -> tuple[Bool[Array, ""], ...]:
+    """Whether `m` has a NaN/inf entry, is asymmetric, or has a negative eigenvalue, each to a
+    relative √ε (see `gaussian_w2sq`)."""
+    finite = jnp.all(jnp.isfinite(m))
+    m = jnp.where(finite, m, 0.0)
+    tolerance = jnp.sqrt(jnp.finfo(m.dtype).eps)
+    asymmetric = jnp.max(jnp.abs(m - m.T)) > tolerance * jnp.max(jnp.abs(m))
+    w = jnp.linalg.eigvalsh(0.5 * (m + m.T))
+    return ~finite, asymmetric, jnp.min(w) < -tolerance * jnp.max(jnp.abs(w))
+
+
+def _bures(a: Float[Array, "d d"], b: Float[Array, "d d"]) -> Float[Array, ""]:
+    """`gaussian_w2sq` without its checks, for covariances built here."""
     root_a = _sqrtm_psd(a)
     m = jnp.matmul(jnp.matmul(root_a, b, precision=_HIGHEST), root_a, precision=_HIGHEST)
     # tr M^{1/2} is the sum of the square roots of M's eigenvalues; no need to form M^{1/2}.
@@ -210,7 +258,7 @@ def _w2_gaussian(
             *(t.sum(0) - b for t, b in zip(per_block_y, dropped_y, strict=True))
         )
         delta = (mean_x - mean_y) + (off_x - off_y)
-        return jnp.sum(delta**2) + gaussian_w2sq(cov_x, cov_y)
+        return jnp.sum(delta**2) + _bures(cov_x, cov_y)
 
     # A final all-zero "block" gives the full-sample fit in the same vmapped call, so the
     # eigendecompositions are compiled once. With one block (too few samples to jackknife)
@@ -223,7 +271,8 @@ def _w2_gaussian(
 
     fits = jax.vmap(fit)(drops(per_block_x), drops(per_block_y))
     full = fits[-1]
-    if num_blocks < 2:
+    if num_blocks < 2:  # a traced `debias` is checked here; a concrete one was, eagerly
+        full = check(full, (debias, _DEBIAS_NEEDS_SAMPLES))
         return Estimate(full, jnp.asarray(jnp.inf, full.dtype))
     stderr, corrected = jackknife(full, fits[:-1])
     return Estimate(jnp.where(debias, corrected, full), stderr)

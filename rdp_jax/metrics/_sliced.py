@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from rdp_jax._validate import as_key
 from rdp_jax.metrics._estimate import (
     Estimate,
     as_int,
-    as_key,
     as_samples,
     check_same_features,
     float_dtype,
