@@ -9,7 +9,7 @@ so that a_i → 1 (little noise) loses no precision.
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from theory._float import log1p
+from theory._float import log1p, power
 from theory._validate import (
     as_float,
     check_broadcast,
@@ -46,6 +46,19 @@ def _log_wiener_gain(variances: Array, noise_var: Array) -> Array:
     ratio = noise_var / variances
     return jnp.where(
         jnp.isfinite(ratio), -jnp.log1p(ratio), jnp.log(variances) - jnp.log(noise_var)
+    )
+
+
+def _gain(variances: Array, noise_var: Array, rho: Array, log_a: Array) -> Array:
+    """a^((1+ρ)/2): exp of ln a times the exponent where ln a ≥ -1, which keeps a → 1 exact.
+    Below, exp would carry the rounding of ln a and of 1 + ρ (ε|ln a|/2 each: 440 ulp at
+    a = 1e-190), so there it is √a · `power`(a, ρ/2) of the quotient a = s²/(s² + σ²) itself,
+    ρ/2 being exact, while a is a normal float and |ρ| < 4."""
+    a = variances / (variances + noise_var)
+    direct = (log_a < -1) & (a >= jnp.finfo(a.dtype).tiny) & (jnp.abs(rho) < 4)
+    safe = jnp.where(direct, a, 0.5)
+    return jnp.where(
+        direct, jnp.sqrt(safe) * power(safe, rho / 2), jnp.exp(0.5 * (1 + rho) * log_a)
     )
 
 
@@ -151,7 +164,7 @@ def score_scaled_gain(
     rho = check_rho(rho, where, allow_any_rho)
     v, n = _source_and_noise(variances, noise_var, where)
     _check_per_component(where, rho, v)
-    return jnp.exp(0.5 * (1 + rho) * _log_wiener_gain(v, n))
+    return _gain(v, n, rho, _log_wiener_gain(v, n))
 
 
 def score_scaled_dp(
@@ -177,7 +190,7 @@ def score_scaled_dp(
     v, n = _source_and_noise(variances, noise_var, where)
     _check_per_component(where, rho, v)
     log_a = _log_wiener_gain(v, n)
-    gain = jnp.exp(0.5 * (1 + rho) * log_a)
+    gain = _gain(v, n, rho, log_a)
     # g²σ² as (g σ)²: g² alone underflows where the product does not (tiny a, huge σ²).
     D = jnp.sum(_scaled_square(v, 0.5 * (1 + rho) * log_a) + (gain * jnp.sqrt(n)) ** 2, axis=-1)
     P = jnp.sum(_scaled_square(v, 0.5 * rho * log_a), axis=-1)
