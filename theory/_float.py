@@ -45,14 +45,14 @@ def power(base: Float[Array, "..."], exponent: Float[Array, "..."]) -> Float[Arr
 
     exp(e ln a) carries the rounding of ln a, ε|e ln a| relative: 40 ulp at a = 1e-17, 440 at
     1e-190. Here a = m·2^k (frexp, exact) and a^e = exp(e ln m + f ln 2)·2^n, where
-    k·e = n + f with n an integer: e is split into e_hi, whose product with the integer k is
-    exact (e_hi keeps 1 + s bits, k needs at most `nmant` + 1 - s - 1 of the rest), and the
-    small e_lo = e - e_hi. The exponent of exp is then below 1.1 in magnitude and rounded to a
-    few ulp, and the scaling by 2^n is exact until the result leaves the normal range.
+    k·e = n + f with n an integer. For that, e = e_hi + e_lo with e_hi a multiple of 2^-s,
+    s = `nmant` - 11 (float64) or - 8 (float32): e_hi < 2 has at most s + 1 significant bits
+    and |k| ≤ 1074 (149) at most 11 (8), so k·e_hi is exact, and e_lo = e - e_hi is exact and
+    below 2^-s. The exponent of exp is then below 1.1 in magnitude and rounded to a few ulp,
+    and the scaling by 2^n is exact until the result leaves the normal range.
     """
     mantissa, k = jnp.frexp(base)
     info = jnp.finfo(base.dtype)
-    # |k| ≤ 1074 (float64) or 149 (float32): 11 or 8 bits; e_hi < 2 keeps 1 + s bits.
     k_bits = 11 if info.bits == 64 else 8
     split = float(2 ** (info.nmant - k_bits))
     e_hi = jnp.round(exponent * split) / split
