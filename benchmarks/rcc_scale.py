@@ -1,9 +1,10 @@
 """RCC at scale: is the default encoder's sample unbiased for a 10⁵-dim message?
 
 Run: `python benchmarks/rcc_scale.py [--dims 100000] [--families shift,channel] [--keys 0]
-[--dtype float32]`. For each family (`benchmarks/rcc.py`'s `_family`: "shift" is the 1-bit/dim
-mean shift, "channel" the seed paper's encoder at 1 bit/dim) and key it codes one d-dim message
-with the defaults (the bias-budget layout, maths §12), decodes it, and prints the bias statistic
+[--dtype float32] [--chunk-bits 8]`. For each family (`benchmarks/rcc.py`'s `_family`: "shift"
+is the 1-bit/dim mean shift, "channel" the seed paper's encoder at 1 bit/dim) and key it codes
+one d-dim message with the defaults (the bias-budget layout, maths §12) at chunks of k bits
+(default 8, rcc's), decodes it, and prints the bias statistic
 z = (ln w(x) − KL) / sd(ln w) of the decoded sample (N(0, 1) under q; for a mean shift, the
 mean projection on Δ in standard errors) against the bias the plan predicts (Σ over chunks of
 `theory.pfr_truncation_deficit` / sd), with the rate, the candidate counts and the search speed.
@@ -50,10 +51,10 @@ def _predicted_bias(info, args) -> float:
     return total / math.sqrt(float(np.sum(log_weight_variance(*args))))
 
 
-def _row(family: str, d: int, seed: int, dtype) -> None:
+def _row(family: str, d: int, seed: int, dtype, chunk_bits: float) -> None:
     args = tuple(np.asarray(a, dtype) for a in _family(family, d, seed))
     t0 = time.perf_counter()
-    data, info = rcc.encode(jax.random.key(seed), *args, return_info=True)
+    data, info = rcc.encode(jax.random.key(seed), *args, chunk_bits=chunk_bits, return_info=True)
     seconds = time.perf_counter() - t0
     decoded = rcc.decode(jax.random.key(seed), data, args[2], args[3])
     if not np.array_equal(np.asarray(decoded), np.asarray(info.sample)):
@@ -64,7 +65,8 @@ def _row(family: str, d: int, seed: int, dtype) -> None:
     args64 = tuple(np.asarray(a, np.float64) for a in args)
     z, predicted = _bias_z(info, args64), -_predicted_bias(info, args64)
     print(
-        f"{family:>7} d = {d}, key {seed}: z = {z:+.2f} (predicted {predicted:+.2f}), "
+        f"{family:>7} d = {d}, k = {chunk_bits:g}, key {seed}: "
+        f"z = {z:+.2f} (predicted {predicted:+.2f}), "
         f"payload {info.payload_bits / info.kl_bits:.4f} × KL, "
         f"stream {8 * len(data) / info.kl_bits:.4f} × KL, {info.num_chunks} chunks ({spread}), "
         f"{candidates / 1e9:.2f}e9 candidates in {seconds:.0f} s "
@@ -79,11 +81,14 @@ def main():
     parser.add_argument("--families", default="shift,channel")
     parser.add_argument("--keys", default="0", help="comma-separated key seeds")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument(
+        "--chunk-bits", type=float, default=8.0, help="rcc.encode's k (default: rcc's 8)"
+    )
     args = parser.parse_args()
     print(f"devices: {jax.device_count()} × {jax.devices()[0].platform}, dtype {args.dtype}")
     for family in args.families.split(","):
         for seed in map(int, args.keys.split(",")):
-            _row(family, args.dims, seed, np.dtype(args.dtype))
+            _row(family, args.dims, seed, np.dtype(args.dtype), args.chunk_bits)
 
 
 if __name__ == "__main__":
