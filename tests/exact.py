@@ -150,14 +150,13 @@ def mp_dp_awgn(P, variances, noise_var):
         return mmse + max(w2 - mpmath.sqrt(_mp(P)), mpmath.mpf(0)) ** 2
 
 
-# Relative step of the forward differences in `input_condition`: at 50 digits they keep 30, and
-# their truncation (relative ~ the step) is immaterial to a bound that needs only a magnitude.
-_CONDITION_STEP = mpmath.mpf(10) ** -20
-
-
-def input_condition(f, args, budgets=None):
+def input_condition(f, args, budgets=None, step=1e-20):
     """Σ_j |x_j ∂f/∂x_j| at `args`, for each output of `f` (an mpmath function returning one
-    value or a tuple), by forward differences in mpmath; coordinates x_j = 0 contribute 0.
+    value or a tuple), by secants in mpmath over a relative `step`; coordinates x_j = 0
+    contribute 0. Each slope is the larger of the forward and the backward secant: at a kink
+    (the zero-rate boundary D = Σ s_i², say) within `step` of x, a perturbation either way is a
+    rounding the input may have had. (At 50 digits a step of 1e-20 keeps 30; the secants'
+    truncation, relative ~ the step, is immaterial to a bound that needs only a magnitude.)
 
     With `budgets=k`, f is a rate whose first k arguments are budgets (D, and P for W2²) and the
     rest variances: homogeneous of degree 0 in all of them, never rising with a budget nor
@@ -170,16 +169,16 @@ def input_condition(f, args, budgets=None):
     rounding the result: the accuracy that the inputs' own rounding leaves possible.
     """
     with mpmath.workdps(_DIGITS):
-        args = [_mp(x) for x in args]
+        args, step = [_mp(x) for x in args], _mp(step)
         base = _as_tuple(f(*args))
         total = [mpmath.mpf(0)] * len(base)
         for j, x in enumerate(args[:budgets]):
             if x == 0:
                 continue
-            moved = _as_tuple(f(*args[:j], x * (1 + _CONDITION_STEP), *args[j + 1 :]))
+            up, down = (_as_tuple(f(*args[:j], x * (1 + s), *args[j + 1 :])) for s in (step, -step))
             total = [
-                t + abs((m - b) / _CONDITION_STEP)
-                for t, m, b in zip(total, moved, base, strict=True)
+                t + max(abs(u - b), abs(b - d)) / step
+                for t, u, d, b in zip(total, up, down, base, strict=True)
             ]
         if budgets is not None:
             total = [2 * t for t in total]
@@ -193,9 +192,11 @@ def _as_tuple(value):
 def stable_error_bound(f, args, operations=16, budgets=None):
     """`operations`·(u(|f| + Σ_j |x_j ∂f/∂x_j|) + tiny) for each output of `f`: what a
     backward-stable float64 evaluation with at most `operations` roundings on its longest path
-    may err by (see `input_condition`, which also explains `budgets`; tiny for underflow).
+    may err by (see `input_condition`, which also explains `budgets`; tiny for underflow). The
+    slopes are secants over the perturbation itself, `operations`·u, so that a kink that close
+    to the input (D rounded onto the zero-rate boundary) counts with its steeper side.
     Returns `(exact, bound)` as floats, or a list of them when `f` returns several values."""
-    values, conditions = input_condition(f, args, budgets)
+    values, conditions = input_condition(f, args, budgets, step=operations * UNIT_ROUNDOFF)
     pairs = [
         (float(v), float(operations * (UNIT_ROUNDOFF * (abs(v) + c) + _TINY)))
         for v, c in zip(values, conditions, strict=True)
