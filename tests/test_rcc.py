@@ -168,6 +168,45 @@ def test_deterministic_and_key_dependent():
     assert first != rcc.encode(jax.random.key(8), *args, num_candidates=256)
 
 
+def test_progress_hears_each_search_call_and_changes_no_bit(monkeypatch):
+    """`progress` is told the fraction of the search work done once per compiled call, rising
+    to exactly 1, and the stream is the same without it; a progressive stream's step s reports
+    within (s/S, (s + 1)/S] and closes it exactly."""
+    from rdp_jax.rcc import _message
+
+    calls = []
+    search = _message.search_chunks
+    monkeypatch.setattr(
+        _message,
+        "search_chunks",
+        lambda *a, **k: calls.append(math.prod(a[2].shape) * int(a[4])) or search(*a, **k),
+    )
+    args = _problem(10, 300, 400.0, 0.8)  # ~50 chunks of several widths: several calls
+    seen = []
+    data = rcc.encode(jax.random.key(5), *args, num_candidates=2**12, progress=seen.append)
+    assert len(seen) == len(calls) > 2
+    assert seen[-1] == 1.0 and seen[0] > 0 and np.all(np.diff(seen) > 0)
+    # Each report is the work done so far: the calls' chunks × padded widths × candidates.
+    work = np.cumsum(calls)
+    np.testing.assert_allclose(seen, work / work[-1], rtol=1e-15)
+    assert data == rcc.encode(jax.random.key(5), *args, num_candidates=2**12)
+
+    model = scores.gaussian(np.zeros(8), np.ones(8))
+    x, grid = np.linspace(-1.5, 1.5, 8), np.geomspace(5.0, 0.5, 4)
+    seen = []
+    data = rcc.progressive_encode(
+        jax.random.key(2), x, grid, model, num_candidates=2**10, progress=seen.append
+    )
+    assert data == rcc.progressive_encode(jax.random.key(2), x, grid, model, num_candidates=2**10)
+    assert np.all(np.diff(seen) > 0) and seen[-1] == 1.0
+    assert {1.0 / 4, 2.0 / 4, 3.0 / 4} <= set(seen)
+    for bad in (True, "bar"):
+        with pytest.raises(ValueError, match="`progress` must be None or a callable"):
+            rcc.encode(jax.random.key(5), *args, progress=bad)
+        with pytest.raises(ValueError, match="`progress` must be None or a callable"):
+            rcc.progressive_encode(jax.random.key(2), x, grid, model, progress=bad)
+
+
 def test_wrong_key_or_prior_raises():
     # The CRC is seeded with the key and the prior, so neither can silently decode wrongly.
     args = _problem(2, 6, 10.0)

@@ -1,5 +1,6 @@
 """`encode` / `decode`: chunked PFR channel simulation of diagonal Gaussians, as bytes."""
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -11,7 +12,14 @@ from rdp_jax.rcc._bitstream import Header, check_crc, pack, unpack
 from rdp_jax.rcc._candidates import SEGMENT, derive
 from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._message import regenerate, simulate
-from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
+from rdp_jax.rcc._validate import (
+    canonical_bytes,
+    coding_args,
+    common_dtype,
+    key_words,
+    progress_callback,
+    vector,
+)
 
 
 class EncodeInfo(NamedTuple):
@@ -85,6 +93,7 @@ def encode(
     chunk_bits: float = 8.0,
     num_candidates: int | None = None,
     return_info: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> bytes | tuple[bytes, EncodeInfo]:
     """Sends one sample of q = N(μ_q, diag σ_q²) to a decoder that knows only p and the key.
 
@@ -147,6 +156,10 @@ def encode(
     - `num_candidates`: candidates per chunk N, an integer in [2, 2^22], or None (the default,
       chosen per chunk or per message as above).
     - `return_info`: also return an `EncodeInfo`.
+    - `progress`: None, or a callable that is called with the fraction of the candidate search
+      done (its candidates × padded widths), in (0, 1], as the search's calls complete; the
+      last call is with 1. The layout is planned before the first (seconds at 10⁵
+      dimensions). A progress bar is `tqdm(total=1.0)` with `lambda f: bar.update(f - bar.n)`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`. The same key and
     inputs always give the same bytes.
@@ -162,6 +175,7 @@ def encode(
     algorithm, chunk_bits, num_candidates = coding_args(
         algorithm, chunk_bits, num_candidates, where
     )
+    progress = progress_callback(progress, where)
     words = key_words(key, where)
     dtype = common_dtype(q_mean, q_std, p_mean, p_std, where=where)
     q_mean = vector(q_mean, "q_mean", dtype, None, where)
@@ -179,6 +193,7 @@ def encode(
         chunk_bits,
         num_candidates,
         algorithm,
+        progress=progress,
     )
     header = Header(
         jnp.dtype(dtype).name, algorithm, False, dim, message.num_candidates, (message.segment,)

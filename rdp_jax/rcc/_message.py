@@ -1,7 +1,9 @@
 """One channel-simulated message (a stream segment): chunk layout, PFR search, regeneration."""
 
+import collections
 import math
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -80,6 +82,52 @@ def regenerate(
     return mean + std * eps
 
 
+class _Job(NamedTuple):
+    """One compiled search call: a group of chunks of one padded width and count."""
+
+    chunk_ids: np.ndarray  # the message's chunks in the group (padding excluded)
+    inputs: tuple  # `search_chunks`'s arguments
+    block: int
+    work: int  # candidates × padded width, the call's share of the search
+
+
+def _search(
+    jobs: list[_Job], num_chunks: int, ordered: bool, progress: Callable[[float], None] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs the calls over the local devices; returns each chunk's index and log w (nats).
+
+    Calls are dealt round-robin over the devices (GPUs, or CPU cores exposed with
+    JAX_NUM_CPU_DEVICES) and dispatched asynchronously, two per device in flight: enough to
+    keep every device busy, and each collected in order, so that `progress` hears the fraction
+    of the search work done as it is done.
+    """
+    devices = jax.local_devices()
+    total = sum(job.work for job in jobs)
+    indices = np.zeros(num_chunks, dtype=np.int64)
+    logw = np.zeros(num_chunks, dtype=np.float64)
+    in_flight: collections.deque = collections.deque()
+    done = 0
+
+    def collect() -> None:
+        nonlocal done
+        job, (index, log_weight) = in_flight.popleft()
+        indices[job.chunk_ids] = np.asarray(index)[: len(job.chunk_ids)]
+        logw[job.chunk_ids] = np.asarray(log_weight)[: len(job.chunk_ids)]
+        done += job.work
+        if progress is not None:
+            progress(done / total)
+
+    for n, job in enumerate(jobs):
+        device = devices[n % len(devices)]
+        found = search_chunks(*jax.device_put(job.inputs, device), block=job.block, ordered=ordered)
+        in_flight.append((job, found))
+        if len(in_flight) > 2 * len(devices):
+            collect()
+    while in_flight:
+        collect()
+    return indices, logw
+
+
 def _warn_unreachable_tail(q_mean, q_std, p_mean, p_std) -> None:
     """Warns when float32 candidates cannot reach a part of q that matters (sample biased)."""
     lo = (p_mean - FLOAT32_REACH * p_std - q_mean) / q_std
@@ -105,6 +153,7 @@ def simulate(
     num_candidates: int | None,
     algorithm: str,
     budget_share: float = 1.0,
+    progress: Callable[[float], None] | None = None,
 ) -> Message:
     """Lays out the chunks, runs truncated PFR (or ORC) on every chunk and regenerates the
     chosen sample.
@@ -114,7 +163,8 @@ def simulate(
     (`plan_budget_layout`: per-chunk counts, not sent, the header's N the largest; the message
     spends `budget_share` of its bias budget); for ORC
     N = `unbiased_candidates` of the message, against the risk reference of
-    `DEFAULT_CANDIDATES` (`plan_layout`).
+    `DEFAULT_CANDIDATES` (`plan_layout`). `progress`, if given, is called with the fraction
+    of the search done (of its candidates × padded widths) as each call completes, last with 1.
     """
     as64 = [np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)]
     if as64[0].size > MAX_DIM:
@@ -154,10 +204,7 @@ def simulate(
     dtype = p_mean.dtype
     # Host-side NumPy: eager jnp arithmetic would compile a kernel for every new d.
     qm, qs, pm, ps = (np.asarray(x) for x in (q_mean, q_std, p_mean, p_std))
-    # Groups are dealt round-robin over the local devices and dispatched asynchronously, so
-    # several devices (GPUs, or CPU cores exposed with JAX_NUM_CPU_DEVICES) search at once.
-    devices = jax.local_devices()
-    calls = []
+    jobs = []
     for width, count in sorted(set(zip(widths.tolist(), searched.tolist(), strict=True))):
         ids = np.flatnonzero((widths == width) & (searched == count))
         block = max(_MIN_BLOCK, min(next_pow2(count), _BLOCK_ELEMENTS // width))
@@ -174,18 +221,10 @@ def simulate(
         b[rows, slot_of_dim[dims]] = ps[dims] / qs[dims]
         keys = (_padded(candidate_keys[ids], group), _padded(time_keys[ids], group))
         for start in range(0, len(padded_ids), group):
-            device = devices[len(calls) % len(devices)]
             part = slice(start, start + group)
             inputs = (keys[0][part], keys[1][part], a[part], b[part], np.uint32(count))
-            found = search_chunks(
-                *jax.device_put(inputs, device), block=block, ordered=algorithm == "orc"
-            )
-            calls.append((ids[start : start + group], found))
-    indices = np.zeros(num_chunks, dtype=np.int64)
-    logw = np.zeros(num_chunks, dtype=np.float64)
-    for chunk_ids, (index, log_weight) in calls:
-        indices[chunk_ids] = np.asarray(index)[: len(chunk_ids)]
-        logw[chunk_ids] = np.asarray(log_weight)[: len(chunk_ids)]
+            jobs.append(_Job(ids[start : start + group], inputs, block, group * count * width))
+    indices, logw = _search(jobs, num_chunks, algorithm == "orc", progress)
     sample = regenerate(segment_key, counts, indices, p_mean, p_std)
     log2_weight = logw / math.log(2.0)
     return Message(segment, indices, sample, kl, chunk_kl, log2_weight, num_candidates, searched)

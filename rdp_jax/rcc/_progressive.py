@@ -24,6 +24,7 @@ grid is refined (`progressive_expected_kl_bits` gives it for a Gaussian).
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -38,7 +39,14 @@ from rdp_jax.rcc._index_model import index_bits
 from rdp_jax.rcc._layout import DEFAULT_CANDIDATES
 from rdp_jax.rcc._layout_code import extra_table, layout_symbols
 from rdp_jax.rcc._message import regenerate, simulate
-from rdp_jax.rcc._validate import canonical_bytes, coding_args, common_dtype, key_words, vector
+from rdp_jax.rcc._validate import (
+    canonical_bytes,
+    coding_args,
+    common_dtype,
+    key_words,
+    progress_callback,
+    vector,
+)
 from rdp_jax.scores import ScoreSource, fingerprint
 
 
@@ -170,6 +178,11 @@ def _context(words, prior_mean, prior_std, grid, model) -> bytes:
     return canonical_bytes(words, prior_mean, prior_std, grid) + fingerprint(model)
 
 
+def _step_progress(progress: Callable[[float], None], step: int, steps: int):
+    """Step `step`'s search fraction f, reported as (step + f)/steps of the whole stream."""
+    return lambda fraction: progress((step + fraction) / steps)
+
+
 def progressive_encode(
     key: PRNGKeyArray,
     x: Float[ArrayLike, " d"],
@@ -182,6 +195,7 @@ def progressive_encode(
     chunk_bits: float = 8.0,
     num_candidates: int | None = None,
     return_info: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> bytes | tuple[bytes, ProgressiveInfo]:
     """Sends x at noise level σ_target = `sigmas[-1]` through the grid `sigmas` (DiffC).
 
@@ -202,6 +216,9 @@ def progressive_encode(
       every chunk of every step (`encode`'s layout for a given N: N, or N·2^e for the chunks
       whose risk needs more, recorded in the stream), as is ORC's default, 2^18.
     - `return_info`: also return a `ProgressiveInfo`.
+    - `progress`: None, or a callable told the fraction done, in (0, 1], as `encode`'s; step s
+      of S spans (s/S, (s + 1)/S] (a step's search is planned only once the previous step's
+      sample is known, so the steps cannot be weighed by their work in advance).
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`.
 
@@ -213,6 +230,7 @@ def progressive_encode(
     )
     if num_candidates is None and algorithm == "orc":
         num_candidates = DEFAULT_CANDIDATES  # ORC's index is a rank among N: one N per stream
+    progress = progress_callback(progress, where)
     words = key_words(key, where)
     dtype = common_dtype(x, where=where)
     x = vector(x, "x", dtype, None, where)
@@ -241,6 +259,7 @@ def progressive_encode(
             num_candidates,
             algorithm,
             budget_share,
+            None if progress is None else _step_progress(progress, step, grid.size),
         )
         messages.append(message)
         x_n = message.sample

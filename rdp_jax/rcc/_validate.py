@@ -92,6 +92,17 @@ def coding_args(algorithm, chunk_bits, num_candidates, where: str):
     return algorithm, float(chunk_bits), int(num_candidates)
 
 
+def progress_callback(progress, where: str):
+    """None, or a callable to be told the fraction of the search done (checked before any work,
+    so that a typo does not surface after minutes of search)."""
+    if progress is not None and not callable(progress):
+        raise ValueError(
+            f"{where}: `progress` must be None or a callable taking the fraction done; "
+            f"got {type(progress).__name__}."
+        )
+    return progress
+
+
 def canonical_bytes(*arrays) -> bytes:
     """The arrays' values as little-endian bytes of their own dtypes (key words, priors, σ
     grids), for seeding a stream's CRC identically on machines of either byte order."""
