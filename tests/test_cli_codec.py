@@ -1,12 +1,15 @@
 """`rdp-jax compress | decompress | inspect | sweep` in a temporary directory, and model SPECs."""
 
+import io
 import json
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from rdp_jax import cli, codec, scores
-from rdp_jax._commands import _model_spec
+from rdp_jax._commands import _model_spec, codec as codec_commands
 
 SPEC = "gaussian:4,1,0.25"
 FAST = ["--method", "exp2", "--num-steps", "8"]
@@ -23,10 +26,30 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("codec")
     x = np.random.default_rng(0).normal(size=(6, 3)) * np.array([2.0, 1.0, 0.5])
     np.save(root / "x.npy", x)
+    (root / "empty.npy").write_bytes(b"")
+    np.save(root / "s.npy", np.array(["a", "b"]))
     argv = ["compress", root / "x.npy", root / "x.rdp", "--model", SPEC, "--sigma", "1"]
     status = cli.main([str(a) for a in argv])
     assert status == 0
     return root, x
+
+
+def test_the_compress_bar_shows_the_fraction_done_on_a_terminal(monkeypatch):
+    """Shown from 1 s on, with the percentage done and the time left (a terminal only: tqdm
+    stays silent when stderr is a file or a pipe, as in CI logs)."""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with codec_commands._working("compressing x.npy", measured=True) as progress:
+        progress(0.25)
+        time.sleep(1.1)
+        progress(0.5)
+    assert "compressing x.npy:  50%|" in err.getvalue().replace("\r", "\n")
+    assert "25%" not in err.getvalue()  # before the first second: nothing drawn
 
 
 def test_compress_inspect_decompress_round_trip(files, capsys):
@@ -134,7 +157,40 @@ def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
         ),
         (
             ["decompress", "{root}/x.rdp", "{root}/missing/r", "--model", SPEC, "--rho", "1"],
-            "RECON '{root}/missing/r.npy': the directory",
+            "RECON '{root}/missing/r': the directory",
+        ),
+        # A directory, not "{root}/.npy" written silently.
+        (
+            ["decompress", "{root}/x.rdp", "{root}/", "--model", SPEC, "--rho", "1"],
+            "is a directory",
+        ),
+        (
+            ["compress", "{root}/empty.npy", "{root}/y.rdp", "--model", SPEC, "--sigma", "1"],
+            "IN '{root}/empty.npy': not a NumPy .npy array",
+        ),
+        (
+            [
+                "compress",
+                "{root}/x.npy",
+                "{root}/y.rdp",
+                "--model",
+                SPEC,
+                "--sigma",
+                "{root}/s.npy",
+            ],
+            "--sigma '{root}/s.npy': an array of numbers is needed",
+        ),
+        (
+            [
+                "compress",
+                "{root}/x.npy",
+                "{root}/y.rdp",
+                "--model",
+                "gaussian:{root}/empty.npy",
+                "--sigma",
+                "1",
+            ],
+            "model SPEC 'gaussian:{root}/empty.npy': '{root}/empty.npy': not a NumPy",
         ),
         (
             [

@@ -8,8 +8,10 @@ decodes with `exp4` at 20 evaluations here, whose own error is ~1e-4 of the outp
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 from hypothesis import given, settings, strategies as st
 
 from rdp_jax import codec, datasets, decode, models, scores
@@ -86,13 +88,13 @@ def test_progressive_round_trip():
     np.testing.assert_allclose(x_hat, expected, atol=1e-3 * (np.max(np.abs(info.noisy)) + 1))
 
 
-def test_full_covariance_codes_in_the_eigenbasis_with_stored_prior():
+def test_full_covariance_codes_in_its_portable_eigenbasis():
     q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))
     model = scores.gaussian_full(np.ones(3), (q * VARIANCES) @ q.T)
     x = np.asarray(model.sample(jax.random.key(0), 2))
     sigma = np.array([0.5, 1.0, 2.0])  # per eigen-direction, in the order of `eigenvalues`
     data, info = codec.compress(jax.random.key(2), x, model, sigma, return_info=True, **FAST)
-    assert codec.inspect(data).prior == "stored"
+    assert codec.inspect(data).prior == "model"  # the portable spectrum of Σ: nothing stored
     x_hat, out = codec.decompress(data, model, 0.7, return_info=True, **DECODE)
     np.testing.assert_array_equal(out.noisy, info.noisy)
     expected = closed_form(model, np.asarray(info.noisy), sigma, 0.7)
@@ -154,6 +156,18 @@ def test_same_key_same_bytes_and_another_key_other_bytes(coded):
     assert codec.inspect(other).key == tuple(int(w) for w in jax.random.key_data(key))
     _, decoded = codec.decompress(other, model, 0.5, return_info=True, **DECODE)
     np.testing.assert_array_equal(decoded.noisy, info.noisy)
+
+
+def test_progress_reaches_one_and_changes_no_bit(coded):
+    model, x, data = coded
+    for mode, extra in (("oneshot", {}), ("progressive", {"steps": 3})):
+        seen = []
+        out = codec.compress(
+            jax.random.key(7), x, model, 1.0, mode=mode, progress=seen.append, **extra, **FAST
+        )
+        assert seen[-1] == 1.0 and np.all(np.diff(seen) > 0)
+        assert out == codec.compress(jax.random.key(7), x, model, 1.0, mode=mode, **extra, **FAST)
+    assert out != data and mode == "progressive"
 
 
 def test_two_rhos_change_only_the_decoder_output(coded):
@@ -324,6 +338,52 @@ def test_identity_ignores_the_eigendecomposition_of_a_full_gaussian():
     flipped = eqx.tree_at(lambda m: m.eigenvectors, model, -model.eigenvectors)
     assert codec.identity(model) == codec.identity(flipped)
     assert codec.identity(model) != codec.identity(scores.gaussian(np.zeros(2), np.ones(2)))
+
+
+def _relabelled(model, eigenvalues, eigenvectors):
+    """`model` as another machine's LAPACK might build it: the same μ and Σ (the same
+    `codec.identity`), another valid eigendecomposition."""
+    return eqx.tree_at(
+        lambda m: (m.eigenvalues, m.eigenvectors),
+        model,
+        (jnp.asarray(eigenvalues), jnp.asarray(eigenvectors)),
+    )
+
+
+def test_a_full_gaussian_file_decodes_whatever_eigenvectors_the_decoder_holds():
+    """Σ = I + vvᵀ has a 3-fold eigenvalue: any rotation of its eigenspace is as valid, and
+    scipy's "evr" driver picks another than jax's eigh (as another machine's LAPACK may), as
+    does a sign flip. The file is coded in `portable_eigh`'s coordinates of Σ, so every
+    decoder rebuilds the same X_σ; in the decoder's own eigenbasis it came out rotated."""
+    v = np.random.default_rng(0).normal(size=4)
+    model = scores.gaussian_full(np.zeros(4), np.eye(4) + np.outer(v, v))
+    x = np.asarray(model.sample(jax.random.key(1), 2))
+    data, info = codec.compress(jax.random.key(0), x, model, 0.2, return_info=True, **FAST)
+    others = [
+        _relabelled(model, *scipy.linalg.eigh(np.asarray(model.cov), driver="evr")),
+        _relabelled(model, model.eigenvalues, -model.eigenvectors),
+    ]
+    for other in others:
+        assert codec.identity(other) == codec.identity(model)
+        _, out = codec.decompress(data, other, 0.5, return_info=True, **DECODE)
+        np.testing.assert_array_equal(out.noisy, info.noisy)
+
+
+def test_a_stored_prior_in_other_coordinates_raises(monkeypatch):
+    """A model's `gaussian_fit` whose eigenvectors differ at the decoder (its LAPACK's) would
+    rebuild X_σ in other coordinates: the stream's key covers them, so it raises instead."""
+    means = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    mixture = scores.gaussian_mixture(np.array([0.5, 0.5]), means, np.array([0.5, 0.5]))
+    fit = scores.gaussian(np.zeros(2), np.array([[1.5, 0.3], [0.3, 0.5]]))
+    model, x = _Fitted(mixture, fit), np.asarray(mixture.sample(jax.random.key(0), 3))
+    data = codec.compress(jax.random.key(1), x, model, 0.5, mode="oneshot", **FAST)
+    assert codec.inspect(data).prior == "stored"
+    codec.decompress(data, model, 0.5, **DECODE)
+    # The same model (the same identity) computing its fit on a machine with another LAPACK.
+    flipped = _relabelled(fit, fit.eigenvalues, -fit.eigenvectors)
+    monkeypatch.setattr(_Fitted, "gaussian_fit", lambda self: flipped)
+    with pytest.raises(ValueError, match="corrupted or truncated, or `model` is not the model"):
+        codec.decompress(data, model, 0.5, **DECODE)
 
 
 @pytest.fixture(scope="module")

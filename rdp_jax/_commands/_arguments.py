@@ -30,3 +30,20 @@ def check_writable(path: str | Path | None, flag: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"{flag} {str(path)!r}: the directory {str(parent)!r} does not exist.")
+
+
+def load_array(path: str, flag: str):
+    """A numeric array from a .npy file, or `ValueError` naming `flag`: an empty, truncated or
+    foreign file (NumPy raises EOFError or ValueError), or an array of strings or objects."""
+    import numpy as np
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (EOFError, ValueError) as error:
+        raise ValueError(f"{flag} {path!r}: not a NumPy .npy array ({error}).") from None
+    if not isinstance(array, np.ndarray) or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    ):
+        kind = getattr(array, "dtype", type(array).__name__)
+        raise ValueError(f"{flag} {path!r}: an array of numbers is needed, got {kind}.")
+    return array

@@ -13,6 +13,8 @@ Gaussian models are float64.
 
 import math
 
+from rdp_jax._commands._arguments import load_array
+
 HELP = (
     "model SPEC: gaussian:V1,V2,... (diagonal variances, zero mean) | "
     "gaussian:dim=D,var=V[,mean=M] (isotropic) | gaussian:PATH.npy (variances, or a full "
@@ -34,7 +36,7 @@ def _gaussian(arguments: str, spec: str):
     from rdp_jax.codec._container import MAX_COMPONENTS
 
     if arguments.endswith(".npy"):
-        cov = np.load(arguments, allow_pickle=False).astype(np.float64)
+        cov = load_array(arguments, f"model SPEC {spec!r}:").astype(np.float64)
         if cov.ndim == 2:
             return scores.gaussian_full(np.zeros(cov.shape[0]), cov)
         if cov.ndim != 1:

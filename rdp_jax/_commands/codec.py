@@ -6,7 +6,7 @@ import json
 import sys
 import threading
 
-from rdp_jax._commands._arguments import check_writable, seed
+from rdp_jax._commands._arguments import check_writable, load_array, seed
 from rdp_jax._commands._model_spec import HELP as MODEL_HELP
 
 
@@ -15,7 +15,7 @@ def _vector(text: str, name: str):
     import numpy as np
 
     if text.endswith(".npy"):
-        return np.load(text, allow_pickle=False).astype(np.float64)
+        return load_array(text, f"--{name}").astype(np.float64)
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -26,13 +26,20 @@ def _vector(text: str, name: str):
 
 
 @contextlib.contextmanager
-def _working(description: str):
-    """An elapsed-time bar on stderr for work that takes over a second (shown from 1 s on)."""
+def _working(description: str, measured: bool = False):
+    """A bar on stderr for work that takes over a second (shown from 1 s on): the elapsed time,
+    and with `measured` the fraction done and the time left; yields the `progress` callable
+    that moves it (fractions in [0, 1])."""
     from tqdm import tqdm
 
     bar = tqdm(
         desc=description,
-        bar_format="{desc}: {elapsed}",
+        total=1.0 if measured else None,
+        bar_format=(
+            "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}"
+            if measured
+            else "{desc}: {elapsed}"
+        ),
         file=sys.stderr,
         leave=False,
         delay=1.0,
@@ -49,7 +56,7 @@ def _working(description: str):
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
     try:
-        yield
+        yield lambda fraction: bar.update(fraction - bar.n)
     finally:
         stop.set()
         thread.join()
@@ -65,16 +72,15 @@ def _setup():
 def _compress(args: argparse.Namespace) -> int:
     _setup()
     import jax
-    import numpy as np
 
     from rdp_jax import codec
     from rdp_jax._commands._model_spec import parse
 
     check_writable(args.output, "OUT")
-    x = np.load(args.input, allow_pickle=False)
+    x = load_array(args.input, "IN")
     model = parse(args.model)
     sigma = _vector(args.sigma, "sigma")
-    with _working(f"compressing {args.input}"):
+    with _working(f"compressing {args.input}", measured=True) as progress:
         data, info = codec.compress(
             jax.random.key(args.seed),
             x,
@@ -84,6 +90,7 @@ def _compress(args: argparse.Namespace) -> int:
             steps=args.steps,
             sigma_max=args.sigma_max,
             return_info=True,
+            progress=progress,
         )
     with open(args.output, "wb") as f:
         f.write(data)
@@ -106,7 +113,8 @@ def _decompress(args: argparse.Namespace) -> int:
     from rdp_jax import codec
     from rdp_jax._commands._model_spec import parse
 
-    # np.save adds the suffix to a name without it
+    # np.save adds the suffix to a name without it (checked first: "dir/" is not "dir/.npy")
+    check_writable(args.output, "RECON")
     output = args.output if args.output.endswith(".npy") else args.output + ".npy"
     check_writable(output, "RECON")
     with open(args.input, "rb") as f:

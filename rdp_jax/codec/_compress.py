@@ -1,6 +1,7 @@
 """`compress`: a batch of items as one self-contained file."""
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -99,6 +100,7 @@ def compress(
     steps: int = 32,
     sigma_max: float | None = None,
     return_info: bool = False,
+    progress: Callable[[float], None] | None = None,
     **rcc_options,
 ) -> bytes | tuple[bytes, CompressInfo]:
     """Compresses items to one file that `decompress` turns back into x̂ at any ρ.
@@ -114,9 +116,12 @@ def compress(
       a `scores.gaussian` (or `gaussian_full`) model this is the exact marginal, so the rate
       tends to I(X; X_σ); for another model the prior is `prior`, else the Gaussian
       `model.gaussian_fit()` returns (a fit of the data, on the flattened event). The decoder
-      recomputes a diagonal Gaussian's prior and a `models.Pretrained`'s fit (`portable_eigh`
-      of its stored covariance) bit for bit, so the file holds no prior; a full covariance's
-      LAPACK spectrum, or another model's fit, is stored (d float32 standard deviations), and
+      recomputes a diagonal Gaussian's prior, a `gaussian_full`'s and a `models.Pretrained`'s
+      fit (`models.portable_eigh` of the covariance, O(d³) a sweep: seconds at d = 256, once
+      per model) bit for bit, so the file holds no prior; a `scores.gaussian` of a full `var`
+      (its fields are LAPACK's) or another model's fit is stored (d float32 standard
+      deviations), with a digest of its eigenvectors in the stream's key, so that a decoder
+      whose eigenvectors differ raises rather than rebuilding X_σ in its own coordinates; and
       `prior` as its mean and variances.
     - **"progressive"**: DiffC along the geometric grid of `steps` levels from `sigma_max`
       down to σ, against the model's reverse steps (`rcc.progressive_encode`), for any model.
@@ -140,6 +145,8 @@ def compress(
     - `steps`, `sigma_max`: the progressive grid (default σ_max: 20 × the data's RMS scale as
       the model's Gaussian knows it, else 20).
     - `return_info`: also return a `CompressInfo`.
+    - `progress`: None, or a callable told the fraction of the channel search done, in (0, 1]
+      (`rcc.encode`, `rcc.progressive_encode`); `rdp-jax compress` draws it as a bar.
     - `rcc_options`: `algorithm`, `chunk_bits`, `num_candidates` of `rcc.encode`. One-shot
       coding defaults to `chunk_bits=10`: its q = N(z, σ²) is narrower than p = N(0, λ + σ²),
       so w = q/p is bounded, the case where `rcc.encode` documents k = 10 (N = 2^18) as
@@ -231,12 +238,13 @@ def compress(
         rcc_options = {"chunk_bits": ONESHOT_CHUNK_BITS, **rcc_options}
         head = _container.header_bytes(_container.FileHeader(mode=mode, **fields))
         stream, info = rcc.encode(
-            _container.stream_key(head, model_id),
+            _container.stream_key(head, model_id + gaussian.coordinates_digest()),
             z.reshape(-1),
             q_std,
             np.zeros(n * dim, dtype),
             p_std,
             return_info=True,
+            progress=progress,
             **rcc_options,
         )
         noisy = gaussian.from_coords(np.asarray(info.sample).reshape(n, dim))
@@ -260,6 +268,7 @@ def compress(
             prior_mean=np.zeros(n * dim, dtype),
             prior_std=np.full(n * dim, first, dtype),
             return_info=True,
+            progress=progress,
             **rcc_options,
         )
         noisy = np.asarray(info.sample).reshape(n, dim)

@@ -10,22 +10,27 @@ said otherwise):
 - σ: one float, or one per event dimension;
 - the shared key (its two uint32 words as one varint, w₀·2³² + w₁), the first 4 bytes of the
   model's 16-byte `identity`;
-- the one-shot prior (`PRIORS`): nothing for "model" (a diagonal Gaussian's variances, or the
-  portable Gaussian fit of a `models.Pretrained`, which every decoder recomputes bit for bit);
-  for "stored" (a LAPACK eigendecomposition, another model's `gaussian_fit`) its standard
-  deviations, float32, one per dimension; for "caller", the mean and variances the caller
-  passed (the file's dtype);
+- the one-shot prior (`PRIORS`): nothing for "model" (a diagonal Gaussian's variances, the
+  portable spectrum of a `scores.gaussian_full`'s Σ, or the portable Gaussian fit of a
+  `models.Pretrained`, which every decoder recomputes bit for bit); for "stored" (a
+  `scores.gaussian` of a full covariance, whose fields are a LAPACK eigendecomposition, or
+  another model's `gaussian_fit`) its standard deviations, float32, one per dimension; for
+  "caller", the mean and variances the caller passed (the file's dtype);
 - for progressive files, the number of grid steps S, σ_max (absent for S = 1: the grid is σ
   alone; `geometric_grid` rebuilds the rest), and the first step's prior std (float32);
 - the rcc stream.
 
 **Integrity.** The rcc stream ends in a CRC32 seeded with its key and prior, and its key is not
 the stored one but `stream_key`: a digest of every header byte and of the model's full
-16-byte identity. A flipped header bit, a truncated or corrupted stream and a wrong model
-therefore all fail that one CRC (a miss has probability 2⁻³², and a 32-bit burst never
-misses), so the file needs no CRC of its own. The 4 stored identity bytes are for a clear
-message: a wrong model is named as such, except with probability 2⁻³², and then still fails
-the CRC (2⁻⁶⁴ in all, as with the 8 identity bytes and a file CRC before).
+16-byte identity (and, for a one-shot file in coordinates a decoder might not reproduce, a
+"stored" prior with eigenvectors, of those eigenvectors). A flipped header bit, a truncated or
+corrupted stream and a wrong model therefore all fail that one CRC, so the file needs no CRC of
+its own. A miss has probability about 2⁻³²: a CRC32 catches every burst of up to 32 bits under
+one seed, but an error that changes the header (the key) or a field the decoder parses (its
+tables) changes the seed too, and is then caught like a random error. The 4 stored identity
+bytes are for a clear message: a wrong model is named as such, except with probability 2⁻³²,
+and then still fails the CRC (2⁻⁶⁴ in all, as with the 8 identity bytes and a file CRC
+before).
 """
 
 import hashlib
@@ -40,7 +45,8 @@ from rdp_jax.rcc._bitstream import MAX_DIM
 MAGIC = b"RDPc"
 # 1: an 8-byte fingerprint, the progressive grid as S floats, and a CRC32 of the whole file.
 # 2: a pretrained model's one-shot prior stored, as float32 standard deviations.
-FORMAT_VERSION = 3
+# 3: a `gaussian_full` model coded in its LAPACK eigenbasis, which not every decoder reproduces.
+FORMAT_VERSION = 4
 FINGERPRINT_BYTES = 4
 # How the decoder obtains the one-shot prior's standard deviations.
 PRIORS = ("model", "stored", "caller")
@@ -131,8 +137,9 @@ def geometric_grid(sigma, sigma_max, steps: int, dtype: str) -> np.ndarray:
 
 
 def stream_key(head: bytes, identity: bytes) -> np.ndarray:
-    """The rcc stream's key: 8 bytes of BLAKE2b over the file's header and the model's
-    16-byte identity, as two uint32 words (see the module's **Integrity**)."""
+    """The rcc stream's key: 8 bytes of BLAKE2b over the file's header and `identity` (the
+    model's 16 bytes, and any coordinates' digest), as two uint32 words (see the module's
+    **Integrity**)."""
     digest = hashlib.blake2b(head + identity, digest_size=8, person=b"rdp-codec").digest()
     return np.frombuffer(digest, "<u4").astype(np.uint32)
 

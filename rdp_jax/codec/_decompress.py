@@ -97,9 +97,10 @@ def _checked(rcc_decode, *args, **kwargs):
         ) from None
 
 
-def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView | None]:
-    """X_σ as `(n, d)`, and the view whose coordinates the one-shot message used; `key` is
-    the stream's (`_container.stream_key`). The stream is decoded on the host (rcc's
+def _noisy(header, head, identity_, stream, model, where) -> tuple[np.ndarray, GaussianView | None]:
+    """X_σ as `(n, d)`, and the view whose coordinates the one-shot message used; the stream's
+    key is `_container.stream_key` of the header bytes `head` and the model's identity (and of
+    the view's `coordinates_digest`, one-shot). The stream is decoded on the host (rcc's
     `host_decode`): X_σ goes on in NumPy, so a device array would only be copied back."""
     n, dim = header.shape[0], math.prod(header.shape[1:])
     if header.dtype == "float64" and not jax.config.jax_enable_x64:
@@ -108,7 +109,7 @@ def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView 
     if header.mode == "progressive":
         x_t = _checked(
             progressive_host_decode,
-            key,
+            _container.stream_key(head, identity_),
             stream,
             header.grid,
             Flat(model, header.shape),
@@ -124,6 +125,7 @@ def _noisy(header, key, stream, model, where) -> tuple[np.ndarray, GaussianView 
         if header.prior == "stored"
         else prior_std(gaussian.variances, header.sigma, header.dtype)
     )
+    key = _container.stream_key(head, identity_ + gaussian.coordinates_digest())
     z = _checked(host_decode, key, stream, zeros, np.tile(np.asarray(std, header.dtype), n))
     return z.reshape(n, dim), gaussian
 
@@ -183,7 +185,7 @@ def decompress(
     header, head, stream = _container.unpack(data)
     identity_ = _check_model(header, model, where)
     event = header.shape[1:]
-    noisy, coords = _noisy(header, _container.stream_key(head, identity_), stream, model, where)
+    noisy, coords = _noisy(header, head, identity_, stream, model, where)
     dtype, sigma = header.dtype, header.sigma
     if coords is not None:  # one-shot: the message is z in the prior's coordinates
         z, noisy = noisy, coords.from_coords(noisy)

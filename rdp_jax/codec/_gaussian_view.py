@@ -1,11 +1,13 @@
 """The Gaussian a file's one-shot prior is built from, and the coordinates it codes in."""
 
 import functools
+import hashlib
 from typing import NamedTuple
 
 import numpy as np
 
 from rdp_jax import models, scores
+from rdp_jax.models._spectrum import cached_portable_eigh
 
 
 class GaussianView(NamedTuple):
@@ -13,10 +15,12 @@ class GaussianView(NamedTuple):
     independent with variances λ (U = I when `eigenvectors` is None).
 
     `exact` is whether μ, λ and U are fixed bit for bit by the model's definition (a diagonal
-    Gaussian's fields, or the portable fit of a `models.Pretrained`), so that every decoder
-    recomputes the prior's standard deviations, and X_σ from the decoded z, identically;
-    otherwise (a LAPACK eigendecomposition, another model's fit) the file stores the standard
-    deviations.
+    Gaussian's fields, the portable spectrum of a `scores.gaussian_full`'s Σ, or the portable
+    fit of a `models.Pretrained`), so that every decoder recomputes the prior's standard
+    deviations, and X_σ from the decoded z, identically; otherwise (a `scores.gaussian` of a
+    full `var`, whose fields are LAPACK's, or another model's fit) the file stores the standard
+    deviations, and `coordinates_digest` keys the stream, so that a decoder holding other
+    coordinates raises instead of rebuilding X_σ in them.
     """
 
     mean: np.ndarray
@@ -48,13 +52,29 @@ class GaussianView(NamedTuple):
                 z = z @ u.T
         return self.mean.astype(z.dtype) + z
 
+    def coordinates_digest(self) -> bytes:
+        """What the stream's key must also cover: nothing where U is exact or I, else 16 bytes
+        of BLAKE2b over U (little-endian float64). The prior's λ are stored and μ only shifts
+        X_σ, but another U rebuilds X_σ in other coordinates."""
+        if self.exact or self.eigenvectors is None:
+            return b""
+        data = np.asarray(self.eigenvectors, "<f8").tobytes()
+        return hashlib.blake2b(data, digest_size=16, person=b"rdp-coords").digest()
+
     def information_bits(self, sigma: np.ndarray) -> float:
         """I(X; X_σ) = ½ Σ log2(1 + λ_i/σ_i²) in bits for one item (maths §8)."""
         return float(0.5 * np.sum(np.log2(1.0 + self.variances / np.asarray(sigma) ** 2)))
 
 
 def view(source: scores.Gaussian) -> GaussianView:
-    """The `GaussianView` of a `scores.Gaussian` (diagonal, full, or `gaussian_full`)."""
+    """The `GaussianView` of a `scores.Gaussian` (diagonal, full, or `gaussian_full`).
+
+    A `gaussian_full`'s coordinates are those of `models.portable_eigh` of its Σ, not its own
+    eigenvectors: LAPACK's differ between machines, by a sign or, where eigenvalues repeat, by
+    any rotation of their eigenspace, and z = Uᵀ(x − μ) is what the file codes."""
+    if isinstance(source, scores.FullGaussian):
+        eigenvalues, eigenvectors = cached_portable_eigh(source.cov)
+        return GaussianView(np.asarray(source.mean), eigenvalues, eigenvectors, True)
     vectors = source.eigenvectors
     return GaussianView(
         np.asarray(source.mean),

@@ -9,6 +9,8 @@ per operation (each result is rounded to float64 in memory, so no FMA contractio
 in a fixed order, with no reduction whose summation order a kernel could choose.
 """
 
+import functools
+
 import numpy as np
 from jaxtyping import Float
 
@@ -93,3 +95,22 @@ def portable_eigh(
             order = np.argsort(eigenvalues, kind="stable")
             return eigenvalues[order], u[:, order]
     raise ValueError(f"portable_eigh: Jacobi did not converge on `cov` in {MAX_SWEEPS} sweeps.")
+
+
+def cached_portable_eigh(
+    cov: Float[np.ndarray, "d d"],
+) -> tuple[Float[np.ndarray, " d"], Float[np.ndarray, "d d"]]:
+    """`portable_eigh` of `cov` (as float64), computed once per covariance: the Jacobi sweeps
+    cost O(d³) each (seconds at d = 256), and a model's spectrum serves every file coded
+    against it. The arrays returned are read-only."""
+    cov = np.asarray(cov, np.float64)
+    if cov.ndim != 2:
+        raise ValueError(f"portable_eigh: `cov` must be a finite square matrix, got {cov.shape}.")
+    return _spectrum(cov.tobytes(), cov.shape[0], cov.shape[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _spectrum(cov: bytes, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    eigenvalues, eigenvectors = portable_eigh(np.frombuffer(cov, np.float64).reshape(rows, cols))
+    eigenvalues.flags.writeable = eigenvectors.flags.writeable = False
+    return eigenvalues, eigenvectors

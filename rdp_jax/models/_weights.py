@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from rdp_jax.models._edm import EDMDenoiser
 from rdp_jax.models._networks import make_network
-from rdp_jax.models._spectrum import portable_eigh
+from rdp_jax.models._spectrum import cached_portable_eigh
 from rdp_jax.scores import Gaussian, ModelScore, ScoreSource, from_model
 
 FORMAT = "rdp-jax model"
@@ -114,7 +114,7 @@ class Pretrained(ScoreSource):
         """
         dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
         cov = np.asarray(self.data_cov, np.float64)
-        eigenvalues, eigenvectors = _spectrum(cov.tobytes(), len(cov))
+        eigenvalues, eigenvectors = cached_portable_eigh(cov)
         floor = 4 * len(eigenvalues) * float(jnp.finfo(dtype).eps) * eigenvalues[-1]
         return Gaussian(
             mean=jnp.asarray(np.asarray(self.data_mean, dtype)),
@@ -126,14 +126,6 @@ class Pretrained(ScoreSource):
 # Added to the covariance's diagonal, relative to its mean variance: digits' border pixels never
 # vary, so the sample covariance is singular; this makes it positive definite in float64.
 COV_RIDGE = 1e-6
-
-
-@functools.lru_cache(maxsize=8)
-def _spectrum(cov: bytes, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """`portable_eigh` of a float64 (d, d) covariance given as its bytes, once per model."""
-    eigenvalues, eigenvectors = portable_eigh(np.frombuffer(cov, np.float64).reshape(d, d))
-    eigenvalues.flags.writeable = eigenvectors.flags.writeable = False
-    return eigenvalues, eigenvectors
 
 
 def data_moments(data: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
