@@ -1,5 +1,6 @@
 """Distortion-perception under AWGN and the score-scaled PF-ODE's closed form (maths §6-§7)."""
 
+import itertools
 import math
 
 import jax.numpy as jnp
@@ -331,6 +332,28 @@ def test_gain_and_dp_where_the_noise_to_signal_ratio_overflows(rho):
         assert abs(got_gain / float(gain) - 1) <= bound, (got_gain, float(gain))
     for got, want in ((got_D, D), (got_P, P)):  # P = 0 exactly at ρ = 0
         assert abs(got - float(want)) <= bound * float(want), (got, float(want))
+
+
+def test_dp_keeps_its_digits_for_rho_outside_the_unit_interval():
+    """D and P at ρ ∈ [−3.9, 3.9] (`allow_any_rho`) and s²/σ² from 1e-100 to 1e3, against
+    mpmath at the rounded inputs. The bound, 12 ulp: a^e − 1 is expm1(x) for |x| = |e ln a| ≤ 1
+    (x carries ln a's ulp, and expm1 passes on at most 1.58 × x's relative error, plus its own
+    half ulp: ≤ 3 ulp), else `power`'s few ulp (≤ 3) times at most e^x/|e^x − 1| ≤ 1.58, minus
+    1 (≤ 5 ulp); squared, ≤ 10, and √s² times it then squared, ≤ 2 more. As exp(e ln a) − 1,
+    P carried ε|e ln a|: 141 ulp at ρ = −3.9, s² = 1e-30 and 531 at ρ = −3, s² = 1e-100."""
+    for rho, s2 in itertools.product(
+        (-3.9, -3.0, -1.5, -0.5, 0.3, 1.7, 2.5, 3.9), (1e-100, 1e-30, 1e-8, 0.3, 1.0, 1e3)
+    ):
+        D, P = theory.score_scaled_dp(rho, np.array([s2]), 1.0, allow_any_rho=True)
+        with mpmath.workdps(60):
+            v = mpmath.mpf(s2)
+            a = v / (v + 1)
+            gain = a ** ((1 + mpmath.mpf(rho)) / 2)
+            want_D = v * (1 - gain) ** 2 + gain**2
+            want_P = v * (1 - a ** (mpmath.mpf(rho) / 2)) ** 2
+        for got, want in ((D, want_D), (P, want_P)):
+            want = float(want)
+            assert abs(float(got) - want) <= 12 * np.spacing(want), (rho, s2, float(got), want)
 
 
 @pytest.mark.parametrize(("dtype", "lowest"), [(np.float64, -300), (np.float32, -36)])

@@ -194,11 +194,9 @@ def test_optimal_parameters_attain_rdp_when_P_binds(v, d, frac):
     assume(R > float(mp_rate_distortion(D, v)) + 1e-9)
     params = optimal(D, P, v)
     assert np.all(np.isfinite(np.asarray(params.noise_var)))  # every component is sent
-    # ρ_i = ln(1 - √P_i/s_i)/ln r_i ∈ [0, 1] (maths §8), up to the rounding of that ratio: two
-    # logarithms of arguments of a few roundings each, within 16u relative apiece.
-    assert np.all(
-        (np.asarray(params.rho) >= 0) & (np.asarray(params.rho) <= 1 + 32 * UNIT_ROUNDOFF)
-    )
+    # ρ_i = ln(1 - √P_i/s_i)/ln r_i ∈ [0, 1] (maths §8), exactly: the quotient's rounding
+    # past 1 is clipped, so that every function of ρ takes it as it is.
+    assert np.all((np.asarray(params.rho) >= 0) & (np.asarray(params.rho) <= 1))
     _check_parameters(params, alloc, D, P, v, R, bound)
 
 
@@ -244,6 +242,43 @@ def test_optimal_parameters_reach_the_brute_force_rdp(v, d, frac):
     params = optimal(D, P, v)
     rate, D_out, P_out = (float(x) for x in mp_linear_decoder(params.rho, v, params.noise_var))
     assert rate == pytest.approx(rdp_vector_brute(D_out, P_out, v), abs=SLSQP_TOL)
+
+
+def test_parameters_are_valid_inputs_of_the_decoders_functions():
+    """At the MMSE decoder's own (D, P) the perception budget does not bind, and ρ = 1 exactly:
+    the quotient rounded to 1 + 2ε for several of these σ, which `score_scaled_dp` and
+    `framework_gap` refused (and `rdp-jax sweep --noise matched` with them)."""
+    v = jnp.array([1.64004268])
+    for sigma in np.linspace(0.1, 3.0, 30):
+        D, P = theory.score_scaled_dp(1.0, v, sigma**2)
+        params = theory.rdp_optimal_framework(D, P, v)
+        assert 0.0 <= float(params.rho[0]) <= 1.0
+        theory.framework_gap(params.rho, v, params.noise_var)  # ρ ∈ [0, 1]: no allow_any_rho
+        theory.score_scaled_dp(params.rho, v, params.noise_var)
+
+
+def test_only_the_rate_is_differentiated():
+    """The rate's gradient is the envelope theorem's (against a central difference, within its
+    truncation error h²·|R‴|/6 and rounding ε·|R|/h: below 1e-8 at h = 1e-5); the solved
+    allocation's fields, and the noise and ρ from them, give NaN, not a silent 0, in both
+    modes (their central differences are not 0: dρ/dD ≈ (−0.26, −0.38))."""
+    v, P, h = jnp.array([4.0, 0.25]), 0.12, 1e-5
+
+    def rate(D):
+        return theory.rdp_optimal_framework(D, P, v).rate
+
+    assert float(jax.grad(rate)(1.0)) == pytest.approx(
+        (float(rate(1.0 + h)) - float(rate(1.0 - h))) / (2 * h), abs=1e-8
+    )
+    fields = {
+        "rho": lambda D: theory.rdp_optimal_framework(D, P, v).rho,
+        "noise_var": lambda D: theory.rdp_optimal_framework(D, P, v).noise_var,
+        "recon_std": lambda D: vec(D, P, v, return_allocation=True)[1].recon_std,
+    }
+    for name, field in fields.items():
+        assert np.all(np.isnan(np.asarray(jax.jacfwd(field)(1.0)))), name
+        assert np.all(np.isnan(np.asarray(jax.jacrev(field)(1.0)))), name
+        assert np.all(np.asarray(field(1.0 + h)) != np.asarray(field(1.0 - h))), name
 
 
 def test_zero_rate_edge_values():

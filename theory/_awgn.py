@@ -49,17 +49,26 @@ def _log_wiener_gain(variances: Array, noise_var: Array) -> Array:
     )
 
 
-def _gain(variances: Array, noise_var: Array, rho: Array, log_a: Array) -> Array:
-    """a^((1+ρ)/2): exp of ln a times the exponent where ln a ≥ -1, which keeps a → 1 exact.
-    Below, exp would carry the rounding of ln a and of 1 + ρ (ε|ln a|/2 each: 440 ulp at
-    a = 1e-190), so there it is √a · `power`(a, ρ/2) of the quotient a = s²/(s² + σ²) itself,
-    ρ/2 being exact, while a is a normal float and |ρ| < 4."""
+def _powers(variances: Array, noise_var: Array, rho: Array, log_a: Array) -> tuple[Array, Array]:
+    """(a^(ρ/2), a^((1+ρ)/2)): exp of ln a times the exponent where ln a ≥ -1, which keeps
+    a → 1 exact. Below, exp would carry the rounding of ln a and of 1 + ρ (ε|ln a|/2 each: 440
+    ulp at a = 1e-190), so there they are `power`(a, ρ/2) of the quotient a = s²/(s² + σ²)
+    itself, ρ/2 being exact, and √a times it, while a is a normal float and |ρ| < 4."""
     a = variances / (variances + noise_var)
     direct = (log_a < -1) & (a >= jnp.finfo(a.dtype).tiny) & (jnp.abs(rho) < 4)
     safe = jnp.where(direct, a, 0.5)
-    return jnp.where(
-        direct, jnp.sqrt(safe) * power(safe, rho / 2), jnp.exp(0.5 * (1 + rho) * log_a)
+    half = power(safe, jnp.where(direct, rho / 2, 0.0))
+    return (
+        jnp.where(direct, half, jnp.exp(0.5 * rho * log_a)),
+        jnp.where(direct, jnp.sqrt(safe) * half, jnp.exp(0.5 * (1 + rho) * log_a)),
     )
+
+
+def _minus_one(power_: Array, exponent: Array) -> Array:
+    """e^x − 1 of `power_` = e^x: expm1(x) for |x| ≤ 1, where subtracting 1 would cancel;
+    beyond, power_ − 1, which loses nothing (|e^x − 1| > 0.63) and keeps `_powers`' digits
+    where exp(x) would carry ε|x| (140 ulp at ρ = −3.9, a = 1e-30)."""
+    return jnp.where(jnp.abs(exponent) <= 1, jnp.expm1(exponent), power_ - 1)
 
 
 def awgn_rate(variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
@@ -102,13 +111,13 @@ def mmse_perception_awgn(variances: ArrayLike, noise_var: ArrayLike) -> Float[Ar
     **Returns:** the squared 2-Wasserstein distance, shape `(...)`.
     """
     v, n = _source_and_noise(variances, noise_var, "mmse_perception_awgn")
-    return jnp.sum(_scaled_square(v, 0.5 * _log_wiener_gain(v, n)), axis=-1)
+    return jnp.sum(_scaled_square(v, jnp.expm1(0.5 * _log_wiener_gain(v, n))), axis=-1)
 
 
-def _scaled_square(v: Array, x: Array) -> Array:
-    """v (e^x − 1)², squared after the scaling: expm1(x)² alone goes subnormal (and XLA flushes
-    it to 0) long before the product does, for v large and x small."""
-    return (jnp.sqrt(v) * jnp.expm1(x)) ** 2
+def _scaled_square(v: Array, m: Array) -> Array:
+    """v m², squared after the scaling: m² alone goes subnormal (and XLA flushes it to 0) long
+    before the product does, for v large and m small."""
+    return (jnp.sqrt(v) * m) ** 2
 
 
 def dp_awgn(P: ArrayLike, variances: ArrayLike, noise_var: ArrayLike) -> Float[Array, "..."]:
@@ -164,7 +173,7 @@ def score_scaled_gain(
     rho = check_rho(rho, where, allow_any_rho)
     v, n = _source_and_noise(variances, noise_var, where)
     _check_per_component(where, rho, v)
-    return _gain(v, n, rho, _log_wiener_gain(v, n))
+    return _powers(v, n, rho, _log_wiener_gain(v, n))[1]
 
 
 def score_scaled_dp(
@@ -190,10 +199,12 @@ def score_scaled_dp(
     v, n = _source_and_noise(variances, noise_var, where)
     _check_per_component(where, rho, v)
     log_a = _log_wiener_gain(v, n)
-    gain = _gain(v, n, rho, log_a)
-    # g²σ² as (g σ)²: g² alone underflows where the product does not (tiny a, huge σ²).
-    D = jnp.sum(_scaled_square(v, 0.5 * (1 + rho) * log_a) + (gain * jnp.sqrt(n)) ** 2, axis=-1)
-    P = jnp.sum(_scaled_square(v, 0.5 * rho * log_a), axis=-1)
+    half, gain = _powers(v, n, rho, log_a)
+    # D = Σ s²(g − 1)² + g²σ², P = Σ s²(a^(ρ/2) − 1)², with g²σ² as (g σ)²: g² alone
+    # underflows where the product does not (tiny a, huge σ²).
+    bias = _minus_one(gain, 0.5 * (1 + rho) * log_a)
+    D = jnp.sum(_scaled_square(v, bias) + (gain * jnp.sqrt(n)) ** 2, axis=-1)
+    P = jnp.sum(_scaled_square(v, _minus_one(half, 0.5 * rho * log_a)), axis=-1)
     return D, P
 
 

@@ -174,7 +174,11 @@ def _rate_and_allocation_jvp(primals, tangents):
     # give zero, never ∞·0 = NaN), so the infinite slope is reported as the largest float.
     big = jnp.finfo(lam.dtype).max
     dR = -jnp.minimum(lam, big) * dD - jnp.minimum(mu, big) * dP + jnp.sum(dR_dv * dv)
-    return out, (dR, *(jnp.zeros_like(o) for o in out[1:]))
+    # The allocation is not differentiated (the root finding's iterations are not its
+    # derivative): NaN tangents, linear in the inputs' so that reverse mode carries them too,
+    # where zeros would be a silent wrong derivative.
+    unknown = jnp.nan * (dD + dP + jnp.sum(dv))
+    return out, (dR, *(unknown * jnp.ones_like(o) for o in out[1:]))
 
 
 # One compiled solve per shape and dtype: called eagerly, the nested fori_loops would otherwise
@@ -217,7 +221,7 @@ def rdp_w2_vector(
     - `P`: total W2² budget, shape `(...)`, ≥ 0 (+∞ gives `rate_distortion`).
     - `variances`: s_i², shape `(..., n)`; a scalar is one component.
     - `return_allocation`: also return the per-component `VectorRDPAllocation`. It is not
-      differentiated (zero tangents).
+      differentiated: its derivatives are NaN, not a silent 0.
 
     **Returns:** R(D, P) in nats, shape `(...)`; with `return_allocation`, `(R, allocation)`.
 
