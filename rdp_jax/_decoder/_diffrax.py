@@ -4,7 +4,9 @@
   dx/du = κ (x - D(x, e^u)) is bounded and decays as σ → 0, down to a tiny σ_min, then one
   Tweedie step. The reference: its error is set by `rtol`/`atol`, not by a budget.
 - `euler`, `heun`: fixed steps in σ on the EDM grid (Karras et al. 2022, Alg. 1), field
-  dx/dσ = κ (x - D(x, σ)) / σ, then a final Euler step to σ = 0, which is the Tweedie denoiser.
+  dx/dσ = κ (x - D(x, σ)) / σ, down to σ_min, then one Tweedie step x̂ = D(x, σ_min), the
+  flow's limit as σ → 0 for every ρ (an Euler step to σ = 0 would instead land at
+  x - κ (x - D), which is D only where κ = 1).
 
 All of them can integrate in a VP schedule's time t instead, with z = √ᾱ(t) x (maths §7: the
 ρ-scaled ODE is the same in either convention); the result must agree with VE.

@@ -43,6 +43,8 @@ class TraversalPoint(NamedTuple):
     - `mse`: E‖X − X̂‖² / d per dimension, ± SE over items.
     - `perception`: `PERCEPTION_ESTIMATOR` of X̂ against the reference, ± SE.
     - `samples`: the first `keep` reconstructions (for image grids), shaped like the items.
+    - `noisy`: the X_σ they were decoded from (the first `keep` items'), decoded from the file
+      and shared by every decoder of the (mode, σ).
     """
 
     mode: str
@@ -55,6 +57,7 @@ class TraversalPoint(NamedTuple):
     mse: metrics.Estimate
     perception: metrics.Estimate
     samples: np.ndarray
+    noisy: np.ndarray
 
 
 def traversal_sweep(
@@ -130,7 +133,7 @@ def traversal_sweep(
     file_key, perception_key, posterior_key = jax.random.split(key, 3)
     done = 0
 
-    def point(mode, decoder, sigma, rho, files, x_hat):
+    def point(mode, decoder, sigma, rho, files, x_hat, noisy):
         x_hat = np.asarray(x_hat).reshape(n, dim)
         d = metrics.mse(flat, x_hat)
         p = metrics.sliced_w2(perception_key, x_hat, ref, _PROJECTIONS)
@@ -145,6 +148,7 @@ def traversal_sweep(
             metrics.Estimate(d.value / dim, d.stderr / dim),
             p,
             x_hat[:keep].reshape(-1, *event),
+            np.asarray(noisy)[:keep].reshape(-1, *event),
         )
 
     points = []
@@ -165,15 +169,15 @@ def traversal_sweep(
                 x_hat = np.concatenate(
                     [np.asarray(codec.decompress(f, model, rho, **options)) for f, _ in files]
                 )
-                points.append(point(mode, "learned", sigma, rho, files, x_hat))
+                points.append(point(mode, "learned", sigma, rho, files, x_hat, noisy))
                 on_fit = noisy.reshape(n, dim).astype(fit.mean.dtype)
                 gaussian = decode(on_fit, sigma, rho, fit, **options)
-                points.append(point(mode, "gaussian fit", sigma, rho, files, gaussian))
+                points.append(point(mode, "gaussian fit", sigma, rho, files, gaussian, noisy))
             tweedie = _denoise(model, noisy, np.asarray(sigma, noisy.dtype))
-            points.append(point(mode, "tweedie", sigma, math.nan, files, tweedie))
+            points.append(point(mode, "tweedie", sigma, math.nan, files, tweedie, noisy))
             k = jax.random.fold_in(posterior_key, m * len(sigmas) + s)
             sample = posterior_sample(k, noisy, sigma, model, num_steps=posterior_steps)
-            points.append(point(mode, "posterior", sigma, math.nan, files, sample))
+            points.append(point(mode, "posterior", sigma, math.nan, files, sample, noisy))
     return points
 
 
