@@ -269,6 +269,9 @@ def test_noise_is_the_channel():
         ({"x": np.zeros((2, 3), complex)}, "`x` must hold real numbers"),
         ({"x": np.array([["a"] * 3] * 2)}, "`x` must hold real numbers"),
         ({"sigma": "a"}, "`sigma` must be a number"),
+        ({"sigma": 1e300}, "`sigma` is too large: the noisy prior's std"),
+        ({"mode": "progressive", "sigma_max": "a"}, "`sigma_max` must be a number"),
+        ({"mode": "progressive", "sigma_max": 1e300}, "the grid's first σ .* is too large"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

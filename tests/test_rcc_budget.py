@@ -227,3 +227,27 @@ def test_a_dimension_beyond_the_limit_is_refused_early_naming_it():
     segment, counts = plan_budget_layout(args, kl, 8.0)
     heavy = np.searchsorted(np.cumsum(segment.counts), 17, side="right")
     assert counts[heavy] == 2**22
+
+
+def test_a_message_equal_to_its_prior_is_one_chunk():
+    """q = p: KL 0, w = 1, a zero bias budget and zero deficits. Its chunks are riskless, not
+    at the bisection's last interval above 0 (whose deficit the zero budget refused, so the
+    plan split to 256 single dimensions: 38 bytes and 67 M candidates)."""
+    zeros, ones = np.zeros(256), np.ones(256)
+    data, info = rcc.encode(jax.random.key(3), zeros, ones, zeros, ones, return_info=True)
+    assert info.num_chunks == 1 and int(info.chunk_candidates.sum()) == DEFAULT_CANDIDATES
+    np.testing.assert_array_equal(rcc.decode(jax.random.key(3), data, zeros, ones), info.sample)
+
+
+@pytest.mark.parametrize("algorithm", ["pfr", "orc"])
+def test_the_layout_does_not_depend_on_the_scale(algorithm):
+    """w = q/p is invariant under x → c·x, and so is the plan: risk bounds in units of σ_p
+    (their squares of raw σ overflowed beyond 1e154 and underflowed below 1e-154, and the
+    layout fell back to one chunk a dimension, 2 × the bytes and 32 × the search)."""
+    m = np.random.default_rng(0).normal(size=64) * 0.5
+    layouts = []
+    for scale in (1.0, 1e-200, 1e160, 1e200):
+        args = (m * scale, np.full(64, 0.8 * scale), np.zeros(64), np.full(64, scale))
+        _, info = rcc.encode(jax.random.key(3), *args, algorithm=algorithm, return_info=True)
+        layouts.append((info.layout, info.chunk_dims.tolist(), info.chunk_candidates.tolist()))
+    assert all(layout == layouts[0] for layout in layouts), layouts

@@ -273,3 +273,21 @@ def test_header_fields_round_trip_at_their_precision(values, precision, counts):
     reader = _fields.Reader(constriction.stream.queue.RangeDecoder(encoder.get_compressed()))
     assert [reader.uint(law, precision) for _ in rounded] == rounded
     assert [reader.count() for _ in counts] == counts
+
+
+def test_the_exported_helpers_name_bad_arguments():
+    ones = np.ones(3)
+    bad = [
+        (lambda: rcc.chunk_counts(ones, 0.0), "`chunk_bits` must be a finite number > 0"),
+        (lambda: rcc.chunk_counts(np.zeros(0), 1.0), "`kl_bits` must be a non-empty 1-D"),
+        (lambda: rcc.chunk_counts(-ones, 1.0), "`kl_bits` must be a non-empty 1-D"),
+        (lambda: rcc.gaussian_kl_bits(ones, -ones, ones, ones), "`q_std` must be finite and > 0"),
+        (lambda: rcc.gaussian_kl_bits(ones, ones, ones[:2], ones), "`p_mean` has shape"),
+        (lambda: rcc.gaussian_kl_bits(ones * np.nan, ones, ones, ones), "`q_mean` must be finite"),
+        (lambda: rcc.progressive_expected_kl_bits(ones, []), "`sigmas` must be a non-empty"),
+        (lambda: rcc.progressive_expected_kl_bits(-ones, [1.0]), "`variance` must be"),
+    ]
+    for call, message in bad:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert rcc.chunk_counts([1.0, 2.0], 1.0).tolist() == [1, 1]  # a list is an array

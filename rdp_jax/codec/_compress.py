@@ -141,7 +141,8 @@ def compress(
     - `mode`: "oneshot" or "progressive"; default one-shot for a Gaussian model (its exact
       marginal costs one step), progressive otherwise.
     - `prior`: a diagonal `scores.Gaussian` of the data for one-shot coding; stored in the file.
-      In progressive mode it is not stored and only sets the scale of the default σ_max.
+      In progressive mode it is not stored: its second moment sets the first step's prior
+      std √(m₂ + σ_1²) (stored in the file) and the default σ_max.
     - `steps`, `sigma_max`: the progressive grid (default σ_max: 20 × the data's RMS scale as
       the model's Gaussian knows it, else 20).
     - `return_info`: also return a `CompressInfo`.
@@ -155,7 +156,8 @@ def compress(
       rcc's defaults (their q and p have equal widths: all the KL is in the mean).
 
     **Returns:** the file as `bytes`; with `return_info`, `(bytes, info)`. The same key and
-    inputs give the same bytes.
+    inputs give the same bytes on one machine (another machine's search may break a rare
+    near-tie of candidates differently, as `rcc.encode` says; every file decodes anywhere).
 
     **Raises:** `ValueError` naming the argument: shapes that fit neither one item nor a
     batch, bad σ or grid, an unknown mode, a one-shot request without a Gaussian prior,
@@ -227,6 +229,10 @@ def compress(
                 "with `gaussian_fit()`, or mode='progressive'."
             )
         std = prior_std(gaussian.variances, sigma, dtype)
+        if not np.all(np.isfinite(std)):
+            raise ValueError(
+                f"{where}: `sigma` is too large: the noisy prior's std √(λ + σ²) overflows {dtype}."
+            )
         if prior is not None:
             fields.update(prior="caller", prior_mean=gaussian.mean, prior_var=gaussian.variances)
         elif not gaussian.exact:
@@ -255,9 +261,23 @@ def compress(
             if gaussian is None
             else math.sqrt(float(np.mean(gaussian.variances + gaussian.mean**2)))
         )
-        sigma_max = 20 * scale if sigma_max is None else float(sigma_max)
+        if sigma_max is None:
+            sigma_max = 20 * scale
+        else:
+            try:
+                sigma_max = float(sigma_max)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{where}: `sigma_max` must be a number; got {sigma_max!r}."
+                ) from None
         grid = _grid(float(sigma), sigma_max, steps, dtype, where)
-        first = float(np.float32(math.sqrt(scale**2 + float(grid[0]) ** 2)))
+        with np.errstate(over="ignore"):  # the file stores it as float32
+            first = float(np.float32(math.hypot(scale, float(grid[0]))))
+        if not math.isfinite(first):
+            raise ValueError(
+                f"{where}: the grid's first σ ({float(grid[0]):g}) is too large: the first "
+                "step's prior std overflows float32 (lower `sigma_max`, or `sigma`)."
+            )
         fields.update(grid=grid, first_std=first)
         head = _container.header_bytes(_container.FileHeader(mode=mode, **fields))
         stream, info = rcc.progressive_encode(

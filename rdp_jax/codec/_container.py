@@ -57,7 +57,7 @@ MAX_STEPS = 2**16
 MAX_COMPONENTS = MAX_DIM
 # σ and σ_max of a progressive grid: `geometric_grid` takes their logs, which `_portable_math`
 # evaluates on [e^-700, e^700].
-SIGMA_RANGE = (math.exp(-699.0), math.exp(699.0))
+SIGMA_RANGE = tuple(float(_portable_math.exp(np.float64(x))) for x in (-699.0, 699.0))
 
 
 class FileHeader(NamedTuple):

@@ -121,8 +121,9 @@ def caller_prior(prior, dim: int, dtype: str, where: str) -> GaussianView:
 
 def prior_std(variances: np.ndarray, sigma: np.ndarray, dtype: str) -> np.ndarray:
     """√(λ + σ²), the std of the noisy marginal, from IEEE basic operations only (portable)."""
-    var = np.asarray(variances, np.float64) + np.asarray(sigma, np.float64) ** 2
-    return np.sqrt(var).astype(dtype)
+    with np.errstate(over="ignore"):  # an overflow is inf, which `compress` names
+        var = np.asarray(variances, np.float64) + np.asarray(sigma, np.float64) ** 2
+        return np.sqrt(var).astype(dtype)
 
 
 def whitened(view_: GaussianView, sigma: np.ndarray, dtype: str) -> scores.Gaussian:

@@ -121,9 +121,12 @@ def equivalent_kl(
         middle = 0.5 * (low + high)
         above = mean_shift_log_bound(middle, candidates) >= bounds
         high, low = np.where(above, middle, high), np.where(above, low, middle)
-    # A bound of 0 says nothing (the chunk's KL is near ln N or beyond): as risky as any.
+    # A bound of 0 says nothing (the chunk's KL is near ln N or beyond): as risky as any. One
+    # no riskier than a zero-KL chunk (q = p: w = 1) is exactly that, not the bisection's
+    # last interval (64·2⁻⁴⁸ bits, whose deficit a zero budget would not allow).
     informative = (bounds < 0.0) & (mean_shift_log_bound(64.0, candidates) > bounds)
-    out[:] = np.where(informative, high, np.inf)
+    riskless = mean_shift_log_bound(0.0, candidates) >= bounds
+    out[:] = np.where(informative, np.where(riskless, 0.0, high), np.inf)
     starts = start + np.cumsum(counts) - counts
     for chunk in np.flatnonzero(counts == 1).tolist():
         args = [float(a[starts[chunk]]) for a in bound.arrays]

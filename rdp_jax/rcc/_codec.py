@@ -48,8 +48,10 @@ class EncodeInfo(NamedTuple):
       stream (the header's N is the largest); otherwise N, or N·2^e for the chunks whose
       truncation risk needed more (recorded in the stream).
     - `index_bits`: the ideal codelength Σ −log2 P(index) under the index laws; `payload_bits`
-      differs from it by the layout's codelength and the coder's termination: a few bits either
-      way (the block is cut to its shortest decodable prefix, which can undercut the ideal).
+      differs from it by the layout's codelength, the recorded exponents e of the chunks that
+      searched N·2^e (a given N or ORC: up to a few bits a boosted chunk), and the coder's
+      termination, a few bits either way (the block is cut to its shortest decodable prefix,
+      which can undercut the ideal).
     """
 
     sample: Float[Array, " d"]
@@ -162,7 +164,10 @@ def encode(
       dimensions). A progress bar is `tqdm(total=1.0)` with `lambda f: bar.update(f - bar.n)`.
 
     **Returns:** the stream as `bytes`; with `return_info`, `(bytes, info)`. The same key and
-    inputs always give the same bytes.
+    inputs give the same bytes on one machine, jitted or not. On another machine (CPU features,
+    a GPU) the search's floating-point scores may round differently, and a near-tie of two
+    candidates' scores, which is rare, may then go the other way: other bytes, decoding as
+    exactly to their own sample (decoding never depends on the machine).
 
     **Raises:** `ValueError` naming the argument for bad shapes, dtypes or values, a key that is
     not a threefry2x32 key, a dimension too far from p to be sampled without bias, and a

@@ -6,6 +6,7 @@ and keeps the cheaper.
 """
 
 import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -43,7 +44,22 @@ def gaussian_kl_bits(
     decided by the encoder alone and sent in the header, so it need not be reproducible on device).
 
     **Returns:** the per-dimension KL in bits, ≥ 0.
+
+    **Raises:** `ValueError` naming the argument: shapes that differ, a mean that is not
+    finite, a standard deviation that is not finite and > 0.
     """
+    q_mean, q_std, p_mean, p_std = (
+        np.asarray(x, dtype=np.float64) for x in (q_mean, q_std, p_mean, p_std)
+    )
+    names = ("q_mean", "q_std", "p_mean", "p_std")
+    for name, x in zip(names, (q_mean, q_std, p_mean, p_std), strict=True):
+        if x.shape != q_mean.shape:
+            raise ValueError(
+                f"gaussian_kl_bits: `{name}` has shape {x.shape}, `q_mean` {q_mean.shape}."
+            )
+        positive = name.endswith("std")
+        if not np.all(np.isfinite(x) & ((x > 0) if positive else True)):
+            raise ValueError(f"gaussian_kl_bits: `{name}` must be finite{' and > 0' * positive}.")
     log_r2 = 2.0 * (np.log(q_std) - np.log(p_std))
     variance = 0.5 * (np.expm1(log_r2) - log_r2)
     mean = 0.5 * ((q_mean - p_mean) / p_std) ** 2
@@ -65,7 +81,17 @@ def chunk_counts(kl_bits: Float[np.ndarray, " d"], chunk_bits: float) -> Int[np.
     - `chunk_bits`: the target KL per chunk, > 0.
 
     **Returns:** the number of dimensions in each chunk: positive integers summing to d.
+
+    **Raises:** `ValueError` naming `kl_bits` (not a non-empty 1-D array of finite values ≥ 0)
+    or `chunk_bits` (not a finite number > 0).
     """
+    kl_bits = np.asarray(kl_bits, dtype=np.float64)
+    if kl_bits.ndim != 1 or not kl_bits.size or not np.all(np.isfinite(kl_bits) & (kl_bits >= 0)):
+        raise ValueError("chunk_counts: `kl_bits` must be a non-empty 1-D array of finite KL ≥ 0.")
+    if not (isinstance(chunk_bits, numbers.Real) and 0 < chunk_bits < math.inf):
+        raise ValueError(
+            f"chunk_counts: `chunk_bits` must be a finite number > 0; got {chunk_bits!r}."
+        )
     d = kl_bits.shape[0]
     total = float(np.sum(kl_bits))
     num = max(1, math.ceil(total / chunk_bits - 1e-9))
@@ -180,15 +206,17 @@ class TailBound:
     def _terms(self, part: slice) -> tuple[np.ndarray, np.ndarray]:
         """λ D_{1+λ} of each dimension of `part` on the λ grid, and where σ_λ² > 0."""
         lam = _LAMBDAS[None, :]
-        var_q, var_p = (self._q_std[part] ** 2)[:, None], (self._p_std[part] ** 2)[:, None]
-        var_lam = (1.0 + lam) * var_p - lam * var_q
+        # In units of σ_p (ρ = σ_q/σ_p, m = Δμ/σ_p), so that no square overflows or underflows
+        # at any scale of the message: σ_λ²/σ_p² = (1 + λ) − λρ².
+        ratio = (self._q_std[part] / self._p_std[part])[:, None]
+        shift = ((self._q_mean[part] - self._p_mean[part]) / self._p_std[part])[:, None]
+        var_lam = (1.0 + lam) - lam * ratio**2
         usable = var_lam > 0.0
         var_lam = np.where(usable, var_lam, 1.0)
-        shift2 = ((self._q_mean[part] - self._p_mean[part]) ** 2)[:, None]
         terms = (
-            lam * np.log(self._p_std[part] / self._q_std[part])[:, None]
-            + 0.5 * np.log(var_p / var_lam)
-            + lam * (1.0 + lam) * shift2 / (2.0 * var_lam)
+            -lam * np.log(ratio)
+            - 0.5 * np.log(var_lam)
+            + lam * (1.0 + lam) * shift**2 / (2.0 * var_lam)
         )
         return terms, usable
 

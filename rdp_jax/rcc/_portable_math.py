@@ -26,6 +26,8 @@ _LN2 = decimal.Context(prec=40).ln(decimal.Decimal(2))
 _LN2_HI = float(int(_LN2 * 2**31) / 2**31)  # exact: 31 fraction bits
 _LN2_LO = float(_LN2 - decimal.Decimal(_LN2_HI))
 _INV_LN2 = float(1 / _LN2)
+# ln 2 rounded once, from 40 digits (not libm's log, whose last bit is not specified).
+LN2 = float(_LN2)
 _SQRT_HALF = float(decimal.Context(prec=40).sqrt(decimal.Decimal("0.5")))
 
 # log: ln m = 2 atanh(s) = 2 Σ s^(2n+1) / (2n+1), s = (m − 1)/(m + 1), |s| ≤ 0.1716 for

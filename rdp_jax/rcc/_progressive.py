@@ -381,9 +381,18 @@ def progressive_expected_kl_bits(
     tends to I(X; X_σtarget) = ½ Σ log2(1 + v/σ_target²) as the grid is refined.
 
     **Returns:** the expected KL of each step in bits, shape `(S,)`.
+
+    **Raises:** `ValueError` naming `variance` or `sigmas` when not a non-empty 1-D array of
+    finite values > 0.
     """
+    where = "progressive_expected_kl_bits"
     v = np.asarray(variance, dtype=np.float64)
     s = np.asarray(sigmas, dtype=np.float64)
+    for name, x in (("variance", v), ("sigmas", s)):
+        if x.ndim != 1 or x.size < 1 or not np.all(np.isfinite(x) & (x > 0)):
+            raise ValueError(
+                f"{where}: `{name}` must be a non-empty 1-D array of finite values > 0."
+            )
     first = 0.5 * np.sum(np.log2(1.0 + v / s[0] ** 2))
     r = (s[1:] / s[:-1]) ** 2
     posterior = np.sum(v[None, :] * s[:-1, None] ** 2 / (v[None, :] + s[:-1, None] ** 2), axis=1)
