@@ -303,6 +303,9 @@ def test_bad_arguments_raise(stream):
         rcc.encode(key, *args, num_candidates=1)
     with pytest.raises(ValueError, match="key"):
         rcc.encode(jnp.zeros(3), *args)
+    for not_numbers in ("abc", None, object()):
+        with pytest.raises(ValueError, match="`q_std` must be an array of real numbers"):
+            rcc.encode(key, args[0], not_numbers, args[2], args[3])
     with pytest.raises(ValueError, match="`chunk_bits` must be"):
         rcc.encode(key, *args, chunk_bits=True)
     with pytest.raises(ValueError, match=r"`chunk_bits` .* is too small for any layout"):

@@ -182,7 +182,8 @@ def encode(
     )
     progress = progress_callback(progress, where)
     words = key_words(key, where)
-    dtype = common_dtype(q_mean, q_std, p_mean, p_std, where=where)
+    names = ("q_mean", "q_std", "p_mean", "p_std")
+    dtype = common_dtype(q_mean, q_std, p_mean, p_std, where=where, names=names)
     q_mean = vector(q_mean, "q_mean", dtype, None, where)
     dim = q_mean.shape[0]
     q_std = vector(q_std, "q_std", dtype, dim, where, positive=True)

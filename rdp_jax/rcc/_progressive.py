@@ -232,7 +232,7 @@ def progressive_encode(
         num_candidates = DEFAULT_CANDIDATES  # ORC's index is a rank among N: one N per stream
     progress = progress_callback(progress, where)
     words = key_words(key, where)
-    dtype = common_dtype(x, where=where)
+    dtype = common_dtype(x, where=where, names=("x",))
     x = vector(x, "x", dtype, None, where)
     _check_model(model, x.shape[0], where)
     grid = _grid(sigmas, dtype, where)

@@ -56,8 +56,18 @@ def vector(
     return x
 
 
-def common_dtype(*args: ArrayLike, where: str):
-    dtype = jnp.result_type(float, *(jnp.asarray(a) for a in args))
+def common_dtype(*args: ArrayLike, where: str, names: tuple[str, ...]):
+    """The arrays' common float dtype (float32 or float64), or `ValueError` naming the first
+    argument that is not an array of numbers."""
+    arrays = []
+    for name, a in zip(names, args, strict=True):
+        try:
+            arrays.append(jnp.asarray(a))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where}: `{name}` must be an array of real numbers; got {type(a).__name__}."
+            ) from None
+    dtype = jnp.result_type(float, *arrays)
     if dtype not in (jnp.float32, jnp.float64):
         raise ValueError(f"{where}: the arrays must be float32 or float64; got {dtype}.")
     return dtype
