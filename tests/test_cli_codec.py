@@ -80,6 +80,16 @@ def test_compress_inspect_decompress_round_trip(files, capsys):
     assert status == 0 and "bits_per_dim" in out
 
 
+def test_progressive_compress_reports_its_chosen_steps(files, capsys):
+    root, _ = files
+    argv = ["compress", root / "x.npy", root / "p.rdp", "--model", SPEC, "--sigma", "1"]
+    status, out, err = run(capsys, *argv, "--mode", "progressive", "--steps", "8")
+    assert status == 0 and "progressive (8 steps):" in out, err
+    status, out, _ = run(capsys, *argv, "--mode", "progressive")  # the fewest expected bits
+    steps = len(codec.inspect((root / "p.rdp").read_bytes()).grid)
+    assert status == 0 and f"progressive ({steps} step{'s' * (steps != 1)}):" in out
+
+
 def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
     np.save(tmp_path / "one.npy", np.array([1.0, -0.5, 0.2]))
     status, out, _ = run(

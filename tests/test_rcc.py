@@ -708,12 +708,12 @@ def test_progressive_expected_kl_matches_monte_carlo_and_converges():
 
 
 def test_progressive_grid_minimises_the_expected_bits():
-    from rdp_jax.rcc._progressive import _expected_step_bits
+    from rdp_jax.rcc._progressive import expected_step_bits
 
     v = np.exp(np.random.default_rng(0).normal(size=64))
 
     def bits(grid):
-        return _expected_step_bits(rcc.progressive_expected_kl_bits(v, grid), 8.0).sum()
+        return expected_step_bits(rcc.progressive_expected_kl_bits(v, grid), 8.0).sum()
 
     for sigma_target in (0.3, 0.05):
         grid = rcc.progressive_grid(v, sigma_target, max_steps=48)

@@ -69,6 +69,13 @@ def _setup():
     jax.config.update("jax_enable_x64", True)  # Gaussian SPECs are float64
 
 
+def _steps_note(grid) -> str:
+    """ " (S steps)" for a progressive file's grid, else nothing."""
+    if not grid:
+        return ""
+    return f" ({len(grid)} step{'s' * (len(grid) != 1)})"
+
+
 def _compress(args: argparse.Namespace) -> int:
     _setup()
     import jax
@@ -97,7 +104,8 @@ def _compress(args: argparse.Namespace) -> int:
     meta = codec.inspect(data)
     line = (
         f"{args.output}: {len(data)} bytes, {meta.items} item(s) × {meta.dims} dims, "
-        f"{info.mode}: {info.bits_per_item:.2f} bits/item ({info.bits_per_dim:.4f} bits/dim)"
+        f"{info.mode}{_steps_note(meta.grid)}: "
+        f"{info.bits_per_item:.2f} bits/item ({info.bits_per_dim:.4f} bits/dim)"
     )
     if info.information_bits is not None:
         ratio = info.bits_per_item / info.information_bits
@@ -264,7 +272,12 @@ def add(commands) -> None:
         "--mode", choices=("oneshot", "progressive"), help="default: the cheaper for the model"
     )
     compress.add_argument("--seed", type=seed, default=0, help="the shared key's seed")
-    compress.add_argument("--steps", type=int, default=32, help="progressive grid steps")
+    compress.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="progressive grid steps (default: the count of fewest expected bits)",
+    )
     compress.add_argument("--sigma-max", type=float, help="progressive grid top")
     compress.set_defaults(run=_compress)
 

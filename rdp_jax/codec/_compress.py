@@ -14,7 +14,8 @@ from rdp_jax._validate import check_real, is_whole
 from rdp_jax.codec import _container
 from rdp_jax.codec._gaussian_view import caller_prior, fitted, prior_std
 from rdp_jax.codec._model import Flat, event_shape, identity
-from rdp_jax.rcc._validate import key_words
+from rdp_jax.codec._steps import MAX_STEPS, best_steps
+from rdp_jax.rcc._validate import coding_args, key_words
 
 MODES = ("oneshot", "progressive")
 # See `compress`: rcc's validated chunk size for a bounded importance weight.
@@ -84,6 +85,18 @@ def _grid(sigma: float, sigma_max: float, steps: int, dtype: str, where: str) ->
     return grid
 
 
+def _first_std(scale: float, sigma_1: float, where: str) -> float:
+    """√(m₂ + σ_1²), the first progressive step's prior std, as the file stores it (float32)."""
+    with np.errstate(over="ignore"):
+        first = float(np.float32(math.hypot(scale, sigma_1)))
+    if not math.isfinite(first):
+        raise ValueError(
+            f"{where}: the grid's first σ ({sigma_1:g}) is too large: the first step's prior "
+            "std overflows float32 (lower `sigma_max`, or `sigma`)."
+        )
+    return first
+
+
 def _default_mode(model) -> str:
     """One-shot where the prior is the exact marginal (a Gaussian model), else progressive."""
     return "oneshot" if isinstance(model, scores.Gaussian) else "progressive"
@@ -97,7 +110,7 @@ def compress(
     *,
     mode: str | None = None,
     prior: scores.Gaussian | None = None,
-    steps: int = 32,
+    steps: int | None = None,
     sigma_max: float | None = None,
     return_info: bool = False,
     progress: Callable[[float], None] | None = None,
@@ -125,6 +138,10 @@ def compress(
       `prior` as its mean and variances.
     - **"progressive"**: DiffC along the geometric grid of `steps` levels from `sigma_max`
       down to σ, against the model's reverse steps (`rcc.progressive_encode`), for any model.
+      By default S is the one of 1 to 64 with the fewest expected bits for this model and
+      these items (`_steps`: each step's KL, from the model's denoising error on the items,
+      plus its header and chunk overheads), which trades the grid's excess KL, falling like
+      1/S, against the per-step costs.
       Its stream's CRC covers `scores.fingerprint` of the model, which for a full-covariance
       Gaussian hashes the machine-dependent eigendecomposition: code those one-shot.
 
@@ -143,8 +160,9 @@ def compress(
     - `prior`: a diagonal `scores.Gaussian` of the data for one-shot coding; stored in the file.
       In progressive mode it is not stored: its second moment sets the first step's prior
       std √(m₂ + σ_1²) (stored in the file) and the default σ_max.
-    - `steps`, `sigma_max`: the progressive grid (default σ_max: 20 × the data's RMS scale as
-      the model's Gaussian knows it, else 20).
+    - `steps`, `sigma_max`: the progressive grid: its number of levels (default None: the
+      fewest expected bits, above) and σ_max (default: 20 × the data's RMS scale as the
+      model's Gaussian knows it, else 20).
     - `return_info`: also return a `CompressInfo`.
     - `progress`: None, or a callable told the fraction of the channel search done, in (0, 1]
       (`rcc.encode`, `rcc.progressive_encode`); `rdp-jax compress` draws it as a bar.
@@ -270,14 +288,15 @@ def compress(
                 raise ValueError(
                     f"{where}: `sigma_max` must be a number; got {sigma_max!r}."
                 ) from None
+        if steps is None:
+            # Validated first: the candidates' grids use σ, σ_max and the steps' k.
+            _grid(float(sigma), sigma_max, MAX_STEPS, dtype, where)
+            _first_std(scale, sigma_max, where)
+            options = {"algorithm": "pfr", "chunk_bits": 8.0, **rcc_options}
+            _, k, _ = coding_args(options["algorithm"], options["chunk_bits"], None, where)
+            steps = best_steps(model, x, float(sigma), sigma_max, scale, k, dtype)
         grid = _grid(float(sigma), sigma_max, steps, dtype, where)
-        with np.errstate(over="ignore"):  # the file stores it as float32
-            first = float(np.float32(math.hypot(scale, float(grid[0]))))
-        if not math.isfinite(first):
-            raise ValueError(
-                f"{where}: the grid's first σ ({float(grid[0]):g}) is too large: the first "
-                "step's prior std overflows float32 (lower `sigma_max`, or `sigma`)."
-            )
+        first = _first_std(scale, float(grid[0]), where)
         fields.update(grid=grid, first_std=first)
         head = _container.header_bytes(_container.FileHeader(mode=mode, **fields))
         stream, info = rcc.progressive_encode(

@@ -408,7 +408,8 @@ _STEP_HEADER_BITS = 12.0
 _STEP_HEADER_BITS_PER_DOUBLING = 4.0
 
 
-def _expected_step_bits(step_kl_bits: np.ndarray, chunk_bits: float) -> np.ndarray:
+def expected_step_bits(step_kl_bits: np.ndarray, chunk_bits: float) -> np.ndarray:
+    """Each step's expected bits: its KL, C = ⌈KL/k⌉ chunks' index overhead and its header."""
     chunks = np.maximum(1.0, np.ceil(step_kl_bits / chunk_bits))
     kl = step_kl_bits / chunks * math.log(2.0)
     overhead = 0.5 * np.log2(2 * math.pi * math.e * (2 * kl + math.pi**2 / 6))
@@ -472,7 +473,7 @@ def progressive_grid(
         np.geomspace(top, sigma_target, steps) for steps in range(2, max_steps + 1)
     ]
     costs = [
-        float(_expected_step_bits(progressive_expected_kl_bits(v, g), chunk_bits).sum())
+        float(expected_step_bits(progressive_expected_kl_bits(v, g), chunk_bits).sum())
         for g in grids
     ]
     return grids[int(np.argmin(costs))]
