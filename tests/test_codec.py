@@ -129,6 +129,28 @@ def test_the_default_grid_has_the_fewest_expected_bits():
     assert len(data) < 0.6 * len(fine)
 
 
+def test_the_default_grid_does_not_depend_on_the_scale_and_skips_merged_levels():
+    """x → c·x (with σ and the prior) changes no step's KL: the same S at c = 1e±150 (an
+    absolute floor on the denoising error made every grid look uncodable at 1e-150). A
+    σ_max one float32 ulp-pair above σ leaves grids whose levels round together: skipped,
+    not refused, when the caller did not ask for them."""
+    v = np.logspace(-3, 1, 16)
+    chosen = set()
+    for c in (1.0, 1e-150, 1e150):
+        model = scores.gaussian(np.zeros(16), v * c**2)
+        x = np.asarray(model.sample(jax.random.key(1), 8))
+        top = 20 * c * math.sqrt(float(v.mean()))
+        scale = c * math.sqrt(float(v.mean()))
+        chosen.add(_steps.best_steps(model, x, 0.05 * c, top, scale, 8.0, "float64"))
+    assert len(chosen) == 1, chosen
+    model = scores.gaussian(np.zeros(4, np.float32), np.ones(4, np.float32))
+    x = np.asarray(model.sample(jax.random.key(0), 3))
+    data = codec.compress(jax.random.key(0), x, model, 1.0, mode="progressive", sigma_max=1 + 2e-6)
+    assert np.all(np.diff(codec.inspect(data).grid) < 0)
+    with pytest.raises(ValueError, match=r"^compress: `progress` must be None or a callable"):
+        codec.compress(jax.random.key(0), x, model, 1.0, mode="progressive", progress=3)
+
+
 def test_the_default_grid_is_one_rcc_can_code():
     """Three steps down to σ = 1 put 15.7 bits in one dimension here, above what `encode` can
     sample without bias (14.3), and it refuses; the chosen grid is checked against that limit

@@ -275,6 +275,12 @@ def test_only_the_rate_is_differentiated():
         "noise_var": lambda D: theory.rdp_optimal_framework(D, P, v).noise_var,
         "recon_std": lambda D: vec(D, P, v, return_allocation=True)[1].recon_std,
     }
+    # The rate's second derivative needs dλ/dD, which the iterations do not give: NaN (it
+    # was a wrong finite number before).
+    assert np.isnan(float(jax.hessian(rate)(1.0)))
+    assert np.all(
+        np.isnan(np.asarray(jax.hessian(lambda a: vec(a[0], a[1], v))(jnp.array([1.0, P]))))
+    )
     for name, field in fields.items():
         assert np.all(np.isnan(np.asarray(jax.jacfwd(field)(1.0)))), name
         assert np.all(np.isnan(np.asarray(jax.jacrev(field)(1.0)))), name

@@ -152,6 +152,24 @@ def _solve_normalized(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
     return jnp.sum(rate_i), 1 - q, s - s * omega * q, D_i, P_i, rate_i, lam, mu, omega
 
 
+def _unknown_tangent(dD: Array, dP: Array, dv: Array) -> Array:
+    """NaN, linear in every input's tangent (so reverse mode carries it too): the derivative
+    of what the root finding solves is not that of its fixed-count iterations."""
+    return jnp.nan * (dD + dP + jnp.sum(dv))
+
+
+@jax.custom_jvp
+def _solved(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
+    return _solve(D, P, v)
+
+
+@_solved.defjvp
+def _solved_jvp(primals, tangents):
+    out = _solved(*primals)
+    unknown = _unknown_tangent(*tangents)
+    return out, tuple(unknown * jnp.ones_like(o) for o in out)
+
+
 @jax.custom_jvp
 def _rate_and_allocation(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
     return _solve(D, P, v)
@@ -159,8 +177,10 @@ def _rate_and_allocation(D: Array, P: Array, v: Array) -> tuple[Array, ...]:
 
 @_rate_and_allocation.defjvp
 def _rate_and_allocation_jvp(primals, tangents):
-    """Envelope theorem: dR = -λ dD - μ dP + Σ_i ∂L/∂(s_i²) d(s_i²) at the optimum."""
-    out = _solve(*primals)
+    """Envelope theorem: dR = -λ dD - μ dP + Σ_i ∂L/∂(s_i²) d(s_i²) at the optimum. The
+    multipliers come from `_solved`, so that a second derivative (of λ, μ) is NaN, not the
+    iterations' derivative."""
+    out = _solved(*primals)
     dD, dP, dv = tangents
     _, r, s_hat, *_, lam, mu, _ = out
     s = jnp.sqrt(primals[2])
@@ -174,10 +194,9 @@ def _rate_and_allocation_jvp(primals, tangents):
     # give zero, never ∞·0 = NaN), so the infinite slope is reported as the largest float.
     big = jnp.finfo(lam.dtype).max
     dR = -jnp.minimum(lam, big) * dD - jnp.minimum(mu, big) * dP + jnp.sum(dR_dv * dv)
-    # The allocation is not differentiated (the root finding's iterations are not its
-    # derivative): NaN tangents, linear in the inputs' so that reverse mode carries them too,
-    # where zeros would be a silent wrong derivative.
-    unknown = jnp.nan * (dD + dP + jnp.sum(dv))
+    # The allocation is not differentiated: NaN tangents, where zeros would be a silent wrong
+    # derivative.
+    unknown = _unknown_tangent(dD, dP, dv)
     return out, (dR, *(unknown * jnp.ones_like(o) for o in out[1:]))
 
 
@@ -213,7 +232,8 @@ def rdp_w2_vector(
 
     Solves the KKT system of maths §5 (module docstring) by nested one-dimensional root
     finding with fixed iteration counts: jit-, vmap- and grad-compatible. Gradients come from the
-    envelope theorem (dR/dD = -λ, dR/dP = -μ), not from differentiating the iterations.
+    envelope theorem (dR/dD = -λ, dR/dP = -μ), not from differentiating the iterations; second
+    derivatives, which would need dλ and dμ, are NaN.
 
     **Arguments:**
 

@@ -69,7 +69,8 @@ class GaussianView(NamedTuple):
 def view(source: scores.Gaussian) -> GaussianView:
     """The `GaussianView` of a `scores.Gaussian` (diagonal, full, or `gaussian_full`).
 
-    A `gaussian_full`'s coordinates are those of `models.portable_eigh` of its Σ, not its own
+    A `gaussian_full`'s coordinates are those of the portable Jacobi eigendecomposition of its
+    Σ (`models._spectrum.portable_eigh`), not its own
     eigenvectors: LAPACK's differ between machines, by a sign or, where eigenvalues repeat, by
     any rotation of their eigenspace, and z = Uᵀ(x − μ) is what the file codes."""
     if isinstance(source, scores.FullGaussian):

@@ -68,19 +68,24 @@ class DenoisingError:
         total, largest = _denoising_errors(
             model, jnp.asarray(x[:m], dtype), jnp.asarray(levels), noise
         )
+        # Relative to σ² (a component's error is at most ~σ²), so that the floor that keeps
+        # the logarithm finite is the same at every scale of the data.
+        variance = levels.astype(np.float64) ** 2
         self._log_levels = np.log(levels.astype(np.float64))[::-1]
-        self._log_total = self._log(total, n / m)
-        self._log_largest = self._log(largest, 1.0)
+        self._log_total = self._log(np.asarray(total, np.float64) * (n / m) / variance)
+        self._log_largest = self._log(np.asarray(largest, np.float64) / variance)
 
     @staticmethod
-    def _log(values, scale: float) -> np.ndarray:
-        return np.log(np.maximum(np.asarray(values, np.float64), 1e-300) * scale)[::-1]
+    def _log(values: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(values, 1e-300))[::-1]
 
     def total(self, sigmas: np.ndarray) -> np.ndarray:
-        return np.exp(np.interp(np.log(sigmas), self._log_levels, self._log_total))
+        log_sigma = np.log(sigmas)
+        return np.exp(np.interp(log_sigma, self._log_levels, self._log_total) + 2 * log_sigma)
 
     def largest(self, sigmas: np.ndarray) -> np.ndarray:
-        return np.exp(np.interp(np.log(sigmas), self._log_levels, self._log_largest))
+        log_sigma = np.log(sigmas)
+        return np.exp(np.interp(log_sigma, self._log_levels, self._log_largest) + 2 * log_sigma)
 
 
 def _first_step_kl(x: np.ndarray, sigma_1: float, first_scale: float) -> np.ndarray:
@@ -127,8 +132,8 @@ def best_steps(
     best, fewest = MAX_STEPS, math.inf
     for steps in range(1, MAX_STEPS + 1):
         grid = _container.geometric_grid(sigma, sigma_max, steps, dtype)
-        if not codable(grid, x, first_scale, error):
-            continue
+        if np.any(np.diff(grid) >= 0) or not codable(grid, x, first_scale, error):
+            continue  # levels that round together in `dtype`, or a step rcc refuses
         bits = float(
             expected_step_bits(step_kl_bits(grid, x, first_scale, error), chunk_bits).sum()
         )
