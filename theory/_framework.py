@@ -8,7 +8,6 @@ and ρ taken from the KKT allocation of maths §5 close the gap.
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
@@ -91,8 +90,8 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
     is 0 and ρ = 1 (any ρ decodes the noiseless observation to itself).
 
     **Gradients:** `rate`'s, by the envelope theorem (as `rdp_w2_vector`). `noise_var` and
-    `rho` come from the allocation, which is solved, not differentiated: their derivatives are
-    NaN, so that `grad` or `jvp` through them shows it rather than returning a silent 0.
+    `rho` come from the allocation, which is solved, not differentiated: its NaN tangents
+    (`rdp_w2_vector`) make their derivatives NaN, rather than a silent 0.
 
     **Raises:** `ValueError` as `rdp_w2_vector`.
     """
@@ -101,15 +100,8 @@ def rdp_optimal_framework(D: ArrayLike, P: ArrayLike, variances: ArrayLike) -> F
     # r_i or ρ_i: P_i = (s_i - ŝ_i)² of a tiny source would otherwise underflow and take ρ_i
     # with it. Only σ_i² is scaled back.
     c = power_of_two_scale(jnp.max(variances, axis=-1))
-    scaled = (D * c * c, P * c * c, variances * c[..., None] * c[..., None])
-    noise_var, rho = _noise_and_rho(*scaled)
-    return FrameworkParameters(noise_var / c[..., None] / c[..., None], rho, rdp_w2_vector(*scaled))
-
-
-@jax.custom_jvp
-def _noise_and_rho(D: Array, P: Array, variances: Array) -> tuple[Array, Array]:
-    """σ_i² and ρ_i from `rdp_w2_vector`'s allocation at (D, P, s²) (maths §8)."""
-    _, alloc = rdp_w2_vector(D, P, variances, return_allocation=True)
+    c_i = c[..., None]
+    rate, alloc = rdp_w2_vector(D * c * c, P * c * c, variances * c_i * c_i, return_allocation=True)
     r = alloc.correlation
     s = alloc.recon_std + jnp.sqrt(alloc.perception)
     sent = alloc.rate > 0
@@ -118,8 +110,12 @@ def _noise_and_rho(D: Array, P: Array, variances: Array) -> tuple[Array, Array]:
     # 1 - r² from the rate keeps its precision as r → 1 (high rate), from r itself as r → 0.
     residual = jnp.where(r > 0.5, jnp.exp(-2 * safe_rate), (1 - r) * (1 + r))
     r_sq = jnp.where(r > 0.5, -jnp.expm1(-2 * safe_rate), r**2)
-    noise_var = jnp.where(
-        sent, jnp.where(finite, s**2 * residual / jnp.where(sent, r_sq, 1.0), 0.0), jnp.inf
+    noise_var = (
+        jnp.where(
+            sent, jnp.where(finite, s**2 * residual / jnp.where(sent, r_sq, 1.0), 0.0), jnp.inf
+        )
+        / c_i
+        / c_i
     )
     # Both log1p arguments lie in (-1, 0), where jnp.log1p can be 240 ulps off (theory._float).
     log_r = 0.5 * jnp.where(
@@ -131,17 +127,4 @@ def _noise_and_rho(D: Array, P: Array, variances: Array) -> tuple[Array, Array]:
     # quotient rounds to 1 + ε where P does not bind, which `score_scaled_dp`, `framework_gap`
     # and `decode` would reject.
     rho = jnp.where(sent & finite, jnp.clip(rho, 0.0, 1.0), 1.0)
-    return noise_var, rho
-
-
-@_noise_and_rho.defjvp
-def _noise_and_rho_jvp(primals, tangents):
-    """NaN tangents, linear in every input's (so reverse mode carries them too): the allocation
-    is solved by fixed-count root finding, whose iterations are not its derivative."""
-    noise_var, rho = _noise_and_rho(*primals)
-    D_dot, P_dot, variances_dot = tangents
-    unknown = jnp.nan * ((D_dot + P_dot)[..., None] + variances_dot)
-    return (noise_var, rho), (
-        jnp.broadcast_to(unknown, noise_var.shape),
-        jnp.broadcast_to(unknown, rho.shape),
-    )
+    return FrameworkParameters(noise_var, rho, rate)
