@@ -94,25 +94,28 @@ def _first_step_kl(x: np.ndarray, sigma_1: float, first_scale: float) -> np.ndar
     return 0.5 * (math.log(f2 / sigma_1**2) + (sigma_1**2 + x**2) / f2 - 1.0)
 
 
+def _step_kls(grid: np.ndarray, x: np.ndarray, first_scale: float, error_at):
+    """(step 0's KL per component, each later step's (1 − r) e(σ_n) / 2σ_{n+1}²), in nats,
+    for the squared error e = `error_at` (a `DenoisingError`'s `total` or `largest`)."""
+    s = np.asarray(grid, np.float64)
+    first = _first_step_kl(np.asarray(x, np.float64), s[0], first_scale)
+    r = (s[1:] / s[:-1]) ** 2
+    return first, (1 - r) * error_at(s[:-1]) / (2 * s[1:] ** 2)
+
+
 def step_kl_bits(grid: np.ndarray, x: np.ndarray, first_scale: float, error) -> np.ndarray:
     """The KL of each step along `grid` for the items `x` (module docstring), in bits; `error`
     a `DenoisingError`."""
-    s = np.asarray(grid, np.float64)
-    first = float(np.sum(_first_step_kl(np.asarray(x, np.float64), s[0], first_scale)))
-    r = (s[1:] / s[:-1]) ** 2
-    steps = (1 - r) * error.total(s[:-1]) / (2 * s[1:] ** 2)
-    return np.maximum(np.concatenate([[first], steps]), 0.0) / math.log(2.0)
+    first, later = _step_kls(grid, x, first_scale, error.total)
+    return np.maximum(np.concatenate([[np.sum(first)], later]), 0.0) / math.log(2.0)
 
 
 def codable(grid: np.ndarray, x: np.ndarray, first_scale: float, error) -> bool:
     """Whether no step of `grid` puts more than rcc's per-dimension limit in one dimension
     (step 0 exactly, the later ones with `_RANDOM_STEP_MARGIN`)."""
-    s = np.asarray(grid, np.float64)
     limit = max_dimension_kl() * math.log(2.0)
-    first = float(np.max(_first_step_kl(np.asarray(x, np.float64), s[0], first_scale)))
-    r = (s[1:] / s[:-1]) ** 2
-    later = (1 - r) * error.largest(s[:-1]) / (2 * s[1:] ** 2)
-    return first <= limit and bool(np.all(later <= _RANDOM_STEP_MARGIN * limit))
+    first, later = _step_kls(grid, x, first_scale, error.largest)
+    return float(np.max(first)) <= limit and bool(np.all(later <= _RANDOM_STEP_MARGIN * limit))
 
 
 def best_steps(
@@ -129,6 +132,7 @@ def best_steps(
     k = `chunk_bits`), for the model, the items `(n, *event)` and the first prior's √m₂; the
     finest grid when none is codable."""
     error = DenoisingError(model, x, sigma, sigma_max, dtype)
+    x = np.asarray(x, np.float64)  # once, for every grid's step-0 KL
     best, fewest = MAX_STEPS, math.inf
     for steps in range(1, MAX_STEPS + 1):
         grid = _container.geometric_grid(sigma, sigma_max, steps, dtype)
