@@ -174,3 +174,44 @@ def test_rdp_kl_edge_values_are_exact(direction, D, P, expected):
     got = float(theory.rdp_kl(D, P, 1.0, direction))
     assert not math.isnan(got)
     assert got == pytest.approx(expected, rel=ULPS, abs=0)
+
+
+def _mp_deficit(P, direction):
+    """1 - θ(P) from mpmath's Lambert W (maths §4), at the caller's precision."""
+    z = -mpmath.lambertw(-mpmath.exp(-1 - 2 * P), -1 if direction == "forward" else 0)
+    return 1 - (1 / mpmath.sqrt(z) if direction == "forward" else mpmath.sqrt(z))
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("P", [0.05, 0.3, 3.0])
+def test_kl_std_deficit_second_derivative_matches_lambert_w(direction, P):
+    # The Newton solve's derivative is the implicit function's at every order (a custom JVP in
+    # terms of the root); a last Newton step outside stop_gradient had d²/dP² off by 40-80 %.
+    def f(p):
+        return theory.kl_std_deficit(p, direction)
+
+    with mpmath.workdps(40):
+        want = float(mpmath.diff(lambda p: _mp_deficit(p, direction), mpmath.mpf(P), 2))
+    got = float(jax.grad(jax.grad(f))(jnp.float64(P)))
+    assert got == pytest.approx(want, rel=1e-10)  # a few ulps of the chained float64 steps
+
+
+def test_rdp_kl_hessian_in_perception_matches_lambert_w():
+    def rate(p):  # maths §4 at s² = 1, D = 0.5, where ŝ_min = θ(P) > √(s² − D) binds
+        s_min = 1 - _mp_deficit(p, "forward")
+        half_excess = (1 + s_min**2 - mpmath.mpf(0.5)) / 2
+        return mpmath.log(s_min**2 / (s_min**2 - half_excess**2)) / 2
+
+    with mpmath.workdps(40):
+        assert 1 - _mp_deficit(mpmath.mpf(0.05), "forward") > mpmath.sqrt(0.5)
+        want = float(mpmath.diff(rate, mpmath.mpf(0.05), 2))
+    got = float(jax.hessian(lambda p: theory.rdp_kl(0.5, p, 1.0, "forward"))(0.05))
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_kl_slopes_are_infinite_at_perfect_realism(direction):
+    # The deficit grows like √P, so perfect realism is infinitely costly at the margin; the
+    # constant branch at P = 0 used to report a slope of 0.
+    assert float(jax.grad(lambda p: theory.kl_std_deficit(p, direction))(0.0)) == math.inf
+    assert float(jax.grad(lambda p: theory.rdp_kl(0.5, p, 1.0, direction))(0.0)) == -math.inf

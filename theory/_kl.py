@@ -1,5 +1,6 @@
 """The smallest reconstruction std that a Gaussian KL budget allows (maths §4)."""
 
+import functools
 import math
 
 import jax
@@ -35,12 +36,15 @@ def _expm1_minus_identity(y: Float[Array, "..."]) -> Float[Array, "..."]:
     return jnp.where(small, t * t * series, jnp.expm1(y) - y)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _log_variance_ratio(P: Float[Array, "..."], upper: bool) -> Float[Array, "..."]:
     """Solves `expm1(y) - y = 2P` for y > 0 (`upper`) or y < 0, for finite P > 0.
 
     With z = e^y this is z - ln z = 1 + 2P, i.e. -z = W(-e^{-1-2P}) on the branch W₋₁ (z > 1)
     or W₀ (z < 1). Working in y = ln z keeps full relative precision at both ends: near P = 0,
     where z → 1 and W is not finite-safe at -1/e, and for large P, where z under- or overflows.
+    Its derivative is the implicit function's, dy/dP = 2/expm1(y) (`_log_variance_ratio_jvp`),
+    written in terms of y itself so that every higher derivative follows from it.
     """
     if upper:
         # Both are upper bounds on the root (expm1(y) - y ≥ y²/2 and e^y = 1 + 2P + y), so
@@ -51,12 +55,16 @@ def _log_variance_ratio(P: Float[Array, "..."], upper: bool) -> Float[Array, "..
         # rises monotonically onto it: -(1 + 2P) always; -2√P - P below P = 1 (by the cubic
         # Taylor bound e^y ≥ 1 + y + y²/2 + y³/6).
         y = jnp.where(P < 1, -2 * jnp.sqrt(P) - P, -(1 + 2 * P))
-    y = jax.lax.stop_gradient(y)
-    for _ in range(_NEWTON_STEPS):
+    for _ in range(_NEWTON_STEPS + 1):
         y = y - (_expm1_minus_identity(y) - 2 * P) / jnp.expm1(y)
-    # One more step outside stop_gradient gives the implicit-function derivative dy/dP = 2/expm1(y).
-    y = jax.lax.stop_gradient(y)
-    return y - (_expm1_minus_identity(y) - 2 * P) / jnp.expm1(y)
+    return y
+
+
+@_log_variance_ratio.defjvp
+def _log_variance_ratio_jvp(upper, primals, tangents):
+    (P,), (dP,) = primals, tangents
+    y = _log_variance_ratio(P, upper)
+    return y, 2 * dP / jnp.expm1(y)
 
 
 def kl_std_deficit(P: ArrayLike, direction: str) -> Float[Array, "..."]:
@@ -89,4 +97,5 @@ def kl_std_deficit(P: ArrayLike, direction: str) -> Float[Array, "..."]:
     P_safe = jnp.where(regular, P, jnp.ones_like(P))
     y = _log_variance_ratio(P_safe, upper=direction == "forward")
     deficit = -jnp.expm1(-jnp.abs(y) / 2)
-    return jnp.where(regular, deficit, jnp.where(P == 0, 0.0, 1.0).astype(P.dtype))
+    # At P = 0, √P: the deficit's value there, with its infinite slope (it grows like √P).
+    return jnp.where(regular, deficit, jnp.where(P == 0, jnp.sqrt(P), jnp.ones_like(P)))
