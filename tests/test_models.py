@@ -215,3 +215,77 @@ def test_the_shipped_classifier_reads_digits():
     assert classifier.features(x).shape == (len(x), 32)
     with pytest.raises(ValueError, match="name"):
         models.pretrained_classifier("patches")
+
+
+def test_a_renamed_copy_of_a_weights_file_is_the_same_model(tmp_path):
+    # The name is the card's dataset, not the file's: a copy under another name keeps the
+    # fingerprint (it used to take the file's stem), so the codec accepts it for the same files.
+    shipped = models.pretrained("digits")
+    path = tmp_path / "my_copy.msgpack"
+    path.write_bytes(
+        resources.files("rdp_jax.models").joinpath("weights/digits.msgpack").read_bytes()
+    )
+    copy = models.load(path)
+    assert copy.name == "digits"
+    assert scores.fingerprint(copy) == scores.fingerprint(shipped)
+    # A file whose card names no dataset is named by its stem.
+    models.save(
+        tmp_path / "plain.msgpack", _denoiser("mlp"), np.zeros((4, 2)) + np.arange(4)[:, None], {}
+    )
+    assert models.load(tmp_path / "plain.msgpack").name == "plain"
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_portable_eigh_at_extreme_scales(scale):
+    # √|a_pp·a_qq| overflowed to ∞ beyond ~1e154 (no rotation was ever made: 33 % off).
+    eigenvalues, eigenvectors = _spectrum.portable_eigh(scale * np.array([[2.0, 1.0], [1.0, 2.0]]))
+    np.testing.assert_allclose(eigenvalues / scale, [1.0, 3.0], rtol=4 * np.finfo(float).eps)
+    np.testing.assert_allclose(np.abs(eigenvectors), np.sqrt(0.5), rtol=4 * np.finfo(float).eps)
+
+
+def test_mismatched_parts_are_rejected_where_they_are_put_together(tmp_path):
+    mlp = models.MLP(3, width=8, depth=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="`network` takes samples of shape"):
+        models.EDMDenoiser(mlp, np.zeros(2), np.ones(2))
+    d = _denoiser("mlp")
+    with pytest.raises(ValueError, match="`data`"):
+        models.save(tmp_path / "m.msgpack", d, np.zeros((10, 3)), {})
+    with pytest.raises(ValueError, match="`data`"):
+        models.save(tmp_path / "m.msgpack", d, np.zeros((1, 2)), {})
+    source = models.score_source(d)
+    with pytest.raises(ValueError, match="`x` must be one sample of shape"):
+        source.denoise(jnp.zeros(3), 0.5)
+    junk = tmp_path / "junk.msgpack"
+    junk.write_bytes(b"\x93\x01\x02\x03 trailing")
+    with pytest.raises(ValueError, match="not an rdp-jax model file"):
+        models.card(junk)
+    with pytest.raises(ValueError, match="dtype"):
+        datasets.load("gmm2d", dtype="foo")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int32", "foo"])
+def test_the_gaussian_fit_takes_float32_or_float64_only(dtype):
+    # float16's ε floors 57 of digits' 64 eigenvalues; bfloat16's all of them, above λ_max.
+    with pytest.raises(ValueError, match="`dtype` must be float32 or float64"):
+        models.pretrained("digits").gaussian_fit(dtype)
+
+
+def test_compare_denoisers_counts_a_sample_once_whatever_its_repeats():
+    # Repeated noises of one image are not independent: the SE is over the n samples, each one's
+    # errors averaged over its noises first (a 4× tiled test set had been n = 4·359).
+    model = scores.gaussian(np.zeros(2), np.array([1.0, 4.0]))
+    reference = scores.gaussian(np.zeros(2), np.array([2.0, 2.0]))
+    x = np.asarray(model.sample(jax.random.key(0), 50))
+    got = models.compare_denoisers(jax.random.key(1), model, reference, x, 0.7, repeats=3)
+    tiled = np.tile(x, (3, 1))
+    y = tiled + 0.7 * np.asarray(jax.random.normal(jax.random.key(1), tiled.shape))
+
+    def per_sample(source):
+        err = np.sum((np.asarray(jax.vmap(source.denoise, (0, None))(y, 0.7)) - tiled) ** 2, 1)
+        return err.reshape(3, 50).mean(0)
+
+    a = per_sample(model)
+    assert got.mse == pytest.approx(a.mean() / 2, rel=1e-12)
+    assert got.mse_stderr == pytest.approx(a.std(ddof=1) / np.sqrt(50) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="repeats"):
+        models.compare_denoisers(jax.random.key(1), model, reference, x, 0.7, repeats=0)

@@ -21,9 +21,11 @@ def _small_denoiser(seed: int = 0) -> models.EDMDenoiser:
     )
 
 
+_OPTIONS = {"steps": _STEPS, "batch_size": 32, "warmup_steps": 4, "progress": False}
+
+
 def _train(**kwargs) -> models.TrainResult:
-    options = {"steps": _STEPS, "batch_size": 32, "warmup_steps": 4, "progress": False}
-    return models.train(_small_denoiser(), datasets.load("gmm2d")[:2000], **options | kwargs)
+    return models.train(_small_denoiser(), datasets.load("gmm2d")[:2000], **_OPTIONS | kwargs)
 
 
 def _weights(model) -> list[np.ndarray]:
@@ -70,9 +72,19 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(tmp_path):
         np.testing.assert_array_equal(wa, wb)
     with pytest.raises(ValueError, match="another run"):
         _train(checkpoint=path, learning_rate=5e-4)
+    with pytest.raises(ValueError, match="has done 12"):  # it would return the 12-step model
+        _train(steps=_STEPS // 2, checkpoint=path)
+    # Another model (its noise frequencies are drawn by its seed) with the same settings.
+    other = _small_denoiser(seed=5)
+    with pytest.raises(ValueError, match="another run"):
+        models.train(other, datasets.load("gmm2d")[:2000], checkpoint=path, **_OPTIONS)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="checkpoint"):
         _train(checkpoint=path)
+
+
+def test_numpy_scalars_are_accepted_as_settings():
+    np.testing.assert_array_equal(_train(learning_rate=np.float32(1e-3)).losses, _train().losses)
 
 
 # Two forced CPU devices split each batch in halves; the weights stay replicated. The step is the
@@ -113,6 +125,12 @@ def test_two_devices_give_the_one_device_loss_curve():
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"ema_decay": 1.0}, "ema_decay"),
         ({"p_std": 0.0}, "p_std"),
+        ({"p_mean": float("nan")}, "p_mean"),
+        ({"p_mean": float("inf")}, "p_mean"),
+        ({"weight_decay": float("nan")}, "weight_decay"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+        ({"warmup_steps": -5}, "warmup_steps"),
+        ({"seed": 1.5}, "seed"),
     ],
 )
 def test_bad_settings_name_the_argument(kwargs, match):

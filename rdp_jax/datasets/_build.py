@@ -24,7 +24,8 @@ def digits_arrays() -> dict[str, np.ndarray]:
 
 
 def grey(name: str) -> np.ndarray:
-    """A scikit-image photograph as 8-bit grey levels (ITU-R 601 luma for colour ones)."""
+    """A scikit-image photograph as 8-bit grey levels (colour ones by `skimage.color.rgb2gray`:
+    0.2125 R + 0.7154 G + 0.0721 B, the ITU-R BT.709 luma weights)."""
     import skimage.color
     import skimage.data
 

@@ -77,7 +77,8 @@ INFO = {
         "8-bit grey levels mapped to x / 127.5 - 1, in [-1, 1]; 8×8 patches, stride 4 in the "
         "nine training photographs (camera, astronaut, coffee, rocket, brick, grass, gravel, "
         "clock, text), stride 8 in the two held-out test photographs (chelsea, coins)",
-        "photographs bundled with scikit-image (`skimage.data`), colour ones as ITU-R 601 luma",
+        "photographs bundled with scikit-image (`skimage.data`), colour ones as ITU-R BT.709 "
+        "luma (`skimage.color.rgb2gray`)",
         "camera, coffee, chelsea: CC0 (L. Varshney, R. Michetti, S. van der Walt); brick, "
         "gravel: CC0 (CC0Textures); grass: CC0 (linolafett, DeviantArt); clock: public domain "
         "(S. van der Walt); astronaut, rocket: public domain (NASA); text (Wikimedia "
@@ -154,7 +155,11 @@ def load(
         raise ValueError(f"load: unknown dataset `name` {name!r}; choose one of {NAMES}.")
     if split not in SPLITS:
         raise ValueError(f"load: `split` must be one of {SPLITS}, got {split!r}.")
-    if not np.issubdtype(np.dtype(dtype), np.floating):
+    try:
+        floating = np.issubdtype(np.dtype(dtype), np.floating)
+    except TypeError:
+        floating = False
+    if not floating:
         raise ValueError(f"load: `dtype` must be a floating dtype, got {dtype!r}.")
     if return_labels and name != "digits":
         raise ValueError(f"load: `return_labels` is only for 'digits', which {name!r} is not.")

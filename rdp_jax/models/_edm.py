@@ -40,6 +40,11 @@ class EDMDenoiser(nnx.Module):
             raise ValueError(
                 f"EDMDenoiser: `mean` {mean.shape} and `std` {std.shape} must have one shape."
             )
+        if mean.shape != network.event_shape:
+            raise ValueError(
+                f"EDMDenoiser: `mean` has shape {mean.shape} but `network` takes samples of "
+                f"shape {network.event_shape}."
+            )
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std >= 0)):
             raise ValueError("EDMDenoiser: `mean` must be finite and `std` finite and >= 0.")
         self.network = network

@@ -41,6 +41,12 @@ class _Network(nnx.Module):
         """The constructor arguments and the kind, for `make_network`."""
         return dict(self.spec)
 
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """The shape of one sample the network takes: `(dim,)` or `(size, size)`."""
+        config = self.config
+        return (config["dim"],) if config["kind"] == "mlp" else (config["size"],) * 2
+
 
 class MLP(_Network):
     """Residual MLP with the noise embedding added in every block, for event shape `(dim,)`.

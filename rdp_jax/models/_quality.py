@@ -42,24 +42,31 @@ def compare_denoisers(
     x: ArrayLike,
     sigma: float,
     *,
+    repeats: int = 1,
     chunk: int = 4096,
 ) -> DenoisingComparison:
     """Denoises y = x + σε with both sources and compares their MSE per dimension.
 
     **Arguments:** `key` (the noise), `model` and `reference` (score sources; either may have
     the flattened event shape of the other), `x` (clean test samples, `(n, *event)`), `sigma`
-    (> 0), `chunk` (samples per compiled call).
+    (> 0), `repeats` (independent noises per sample, ≥ 1), `chunk` (samples per compiled call).
 
     **Returns:** a `DenoisingComparison`. Its standard errors are those of a mean over the n
-    independent test samples and noises.
+    independent test samples, each sample's errors averaged over its `repeats` noises first (its
+    noises share the sample, so they are not independent observations).
 
-    **Raises:** `ValueError` naming `sigma` (not finite and > 0) or `x` (fewer than 2 samples).
+    **Raises:** `ValueError` naming `sigma` (not finite and > 0), `x` (fewer than 2 samples) or
+    `repeats` (not a positive integer).
     """
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"compare_denoisers: `sigma` must be finite and > 0, got {sigma}.")
+    if isinstance(repeats, bool) or not isinstance(repeats, int | np.integer) or repeats < 1:
+        raise ValueError(f"compare_denoisers: `repeats` must be an integer >= 1, got {repeats!r}.")
     x = jnp.asarray(x)
     if len(x) < 2:
         raise ValueError("compare_denoisers: `x` needs at least 2 samples.")
+    n = len(x)
+    x = jnp.tile(x, (repeats,) + (1,) * (x.ndim - 1))  # repeat r of sample i at r·n + i
     y = x + sigma * jax.random.normal(key, x.shape, x.dtype)
     s = jnp.asarray(sigma, x.dtype)
     a, b = (
@@ -69,10 +76,11 @@ def compare_denoisers(
                 for i in range(0, len(x), chunk)
             ]
         )
+        .reshape(repeats, n)
+        .mean(0)
         for m in (model, reference)
     )
     d = math.prod(x.shape[1:])
-    n = len(a)
     ratio = a.mean() / b.mean()
     ratio_se = np.std(a - ratio * b, ddof=1) / math.sqrt(n) / b.mean()
     return DenoisingComparison(

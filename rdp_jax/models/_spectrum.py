@@ -41,6 +41,17 @@ def _rounds(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return rounds
 
 
+def _geometric_mean(app: np.ndarray, aqq: np.ndarray) -> np.ndarray:
+    """√|a_pp·a_qq|, also where the product overflows or underflows (entries beyond ~1e±154),
+    as √|a_pp|·√|a_qq| there: the product alone would make every pair look converged (∞) or
+    never converged (0). Elsewhere it is the product's root, bit for bit."""
+    with np.errstate(over="ignore", under="ignore"):
+        product = np.abs(app * aqq)
+        exact = np.isfinite(product) & ((product > np.finfo(np.float64).tiny) | (app * aqq == 0))
+        split = np.sqrt(np.abs(app)) * np.sqrt(np.abs(aqq))
+    return np.where(exact, np.sqrt(product), split)
+
+
 def portable_eigh(
     cov: Float[np.ndarray, "d d"],
 ) -> tuple[Float[np.ndarray, " d"], Float[np.ndarray, "d d"]]:
@@ -72,7 +83,7 @@ def portable_eigh(
         rotated = False
         for p, q in rounds:
             app, aqq, apq = a[p, p], a[q, q], a[p, q]
-            active = np.abs(apq) > TOL * np.sqrt(np.abs(app * aqq))
+            active = np.abs(apq) > TOL * _geometric_mean(app, aqq)
             if not np.any(active):
                 continue
             rotated = True

@@ -1,6 +1,7 @@
 """`train`: denoising score matching with EDM's σ law and weighting, AdamW, EMA, data-parallel."""
 
 import functools
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -89,11 +90,24 @@ def _step_function(graphdef, settings: _Settings, mesh: Mesh):
     return step
 
 
-def _check_positive(value, name: str, *, integer: bool) -> None:
-    ok = isinstance(value, int | np.integer) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
+def _check_number(value, name: str, *, integer: bool, positive: bool = True) -> None:
+    """`value` must be a finite int (`integer`) or real number, > 0 (`positive`) or ≥ 0."""
+    real = int | np.integer if integer else int | float | np.integer | np.floating
+    ok = isinstance(value, real) and not isinstance(value, bool | np.bool_)
+    if not ok or not math.isfinite(value) or not (value > 0 if positive else value >= 0):
+        sign = "positive" if positive else "non-negative"
         kind = "int" if integer else "number"
-        raise ValueError(f"train: `{name}` must be a positive {kind}, got {value!r}.")
+        raise ValueError(f"train: `{name}` must be a {sign} {kind}, got {value!r}.")
+
+
+def _state_digest(rest) -> str:
+    """A digest of the model's non-trained state (the data's μ and σ_data, the noise
+    embedding's frequencies): a checkpoint resumes only the model it was written for."""
+    digest = hashlib.blake2b(digest_size=16)
+    for leaf in jax.tree.leaves(rest):
+        leaf = np.asarray(leaf)
+        digest.update(leaf.dtype.str.encode() + repr(leaf.shape).encode() + leaf.tobytes())
+    return digest.hexdigest()
 
 
 def train(
@@ -148,8 +162,9 @@ def train(
     **Returns:** a `TrainResult`.
 
     **Raises:** `ValueError` naming the argument: `data` of the wrong shape or not finite,
-    non-positive counts or rates, a `batch_size` not divisible by the device count, or a
-    `checkpoint` from another run.
+    non-positive counts or rates, a negative `warmup_steps` or `weight_decay`, a non-finite
+    `p_mean`, a non-integer `seed`, a `batch_size` not divisible by the device count, or a
+    `checkpoint` from another run (other settings, data size, seed or model) or past `steps`.
     """
     if not isinstance(model, EDMDenoiser):
         raise ValueError(f"train: `model` must be an EDMDenoiser, got {type(model).__name__}.")
@@ -161,10 +176,15 @@ def train(
     if not np.all(np.isfinite(data)):
         raise ValueError("train: `data` must be finite.")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
-        _check_positive(value, name, integer=True)
-    _check_positive(checkpoint_every, "checkpoint_every", integer=True)
-    _check_positive(learning_rate, "learning_rate", integer=False)
-    _check_positive(p_std, "p_std", integer=False)
+        _check_number(value, name, integer=True)
+    _check_number(checkpoint_every, "checkpoint_every", integer=True)
+    _check_number(warmup_steps, "warmup_steps", integer=True, positive=False)
+    _check_number(seed, "seed", integer=True, positive=False)
+    _check_number(learning_rate, "learning_rate", integer=False)
+    _check_number(weight_decay, "weight_decay", integer=False, positive=False)
+    _check_number(p_std, "p_std", integer=False)
+    if not isinstance(p_mean, int | float | np.integer | np.floating) or not math.isfinite(p_mean):
+        raise ValueError(f"train: `p_mean` must be a finite number, got {p_mean!r}.")
     if not 0 <= ema_decay < 1:
         raise ValueError(f"train: `ema_decay` must lie in [0, 1), got {ema_decay!r}.")
     devices = list(jax.local_devices() if devices is None else devices)
@@ -187,10 +207,15 @@ def train(
     )
     optimizer = _optimizer(settings)
     state = (params, optimizer.init(params), params)  # weights, optimiser state, EMA
-    run = {"n": len(data), "seed": int(seed), **settings._asdict()}
+    run = {"n": len(data), "seed": int(seed), "model": _state_digest(rest), **settings._asdict()}
     start, losses = 0, np.zeros(0, np.float32)
     if checkpoint is not None and Path(checkpoint).exists():
         state, start, losses = _read_checkpoint(Path(checkpoint), state, run)
+        if start > steps:
+            raise ValueError(
+                f"train: `steps` is {steps} but `checkpoint` {checkpoint} has done {start}; "
+                "give steps >= that to resume it."
+            )
     mesh = Mesh(np.array(devices), ("data",))
     replicated = NamedSharding(mesh, PartitionSpec())
     state = jax.device_put(state, replicated)

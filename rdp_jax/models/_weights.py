@@ -68,7 +68,7 @@ class Pretrained(ScoreSource):
     gives the Gaussian with the training data's mean and covariance.
 
     **Fields:** `source` (the `ModelScore`), `data_mean` (d,) and `data_cov` (d, d) (float64,
-    over the flattened event), `name` (the model's name).
+    over the flattened event), `name` (the dataset it was trained on, from its card).
     """
 
     source: ModelScore
@@ -108,11 +108,14 @@ class Pretrained(ScoreSource):
         the d·ε·λ_max below which `scores.gaussian` would call Σ singular; there, a Wiener gain
         λ/(λ + σ²) stays ≤ 4·d·ε·λ_max/σ².
 
-        **Arguments:** `dtype`: a float dtype (default: float32 unless `jax_enable_x64`).
+        **Arguments:** `dtype`: float32 or float64 (default: float32 unless `jax_enable_x64`).
 
         **Returns:** a full-covariance `scores.Gaussian` with `eigenvalues` ascending.
+
+        **Raises:** `ValueError` naming `dtype` for another dtype (the floor would swamp a
+        float16 spectrum), or float64 without `jax_enable_x64`.
         """
-        dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+        dtype = jnp.result_type(float) if dtype is None else _fit_dtype(dtype)
         cov = np.asarray(self.data_cov, np.float64)
         eigenvalues, eigenvectors = cached_portable_eigh(cov)
         floor = 4 * len(eigenvalues) * float(jnp.finfo(dtype).eps) * eigenvalues[-1]
@@ -121,6 +124,18 @@ class Pretrained(ScoreSource):
             eigenvalues=jnp.asarray(np.maximum(eigenvalues, floor).astype(dtype)),
             eigenvectors=jnp.asarray(eigenvectors.astype(dtype)),
         )
+
+
+def _fit_dtype(given) -> np.dtype:
+    try:
+        dtype = np.dtype(given)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"gaussian_fit: `dtype` must be float32 or float64, got {given!r}.")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("gaussian_fit: `dtype` float64 needs jax_enable_x64.")
+    return dtype
 
 
 # Added to the covariance's diagonal, relative to its mean variance: digits' border pixels never
@@ -147,7 +162,15 @@ def save(path: str | Path, denoiser: EDMDenoiser, data: ArrayLike, card: dict) -
     the moments that `Pretrained.gaussian_fit` returns); `card` (str keys, JSON-like values).
 
     **Returns:** the number of bytes written.
+
+    **Raises:** `ValueError` naming `data` when it is not ≥ 2 samples of the event shape.
     """
+    data = np.asarray(data)
+    if data.ndim < 1 or data.shape[1:] != denoiser.event_shape or len(data) < 2:
+        raise ValueError(
+            f"save: `data` must be at least 2 samples of the denoiser's event shape "
+            f"{denoiser.event_shape}; got shape {data.shape}."
+        )
     mean, cov = data_moments(data)
     record = {
         "format": FORMAT,
@@ -173,13 +196,11 @@ def load(path: str | Path) -> Pretrained:
     return _from_bytes(path.read_bytes(), str(path), path.stem)
 
 
-def _from_bytes(blob: bytes, where: str, name: str) -> Pretrained:
-    try:
-        record = serialization.msgpack_restore(blob)
-    except Exception as error:
-        raise ValueError(f"load: {where} is not an rdp-jax model file (unreadable).") from error
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ValueError(f"load: {where} is not an rdp-jax model file.")
+def _from_bytes(blob: bytes, where: str, stem: str) -> Pretrained:
+    """The model in `blob`, named by its card's dataset (the file's `stem` when the card has
+    none): the name is part of the model's identity, and a copy of the file under another name
+    is the same model."""
+    record = _record(blob, where, "load")
     if record.get("version") != VERSION:
         raise ValueError(
             f"load: {where} has format version {record.get('version')}, "
@@ -196,6 +217,8 @@ def _from_bytes(blob: bytes, where: str, name: str) -> Pretrained:
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"load: {where} holds weights that do not fit its network.") from error
     source = score_source(nnx.merge(graphdef, expected))
+    dataset = record["card"].get("dataset") if isinstance(record.get("card"), dict) else None
+    name = dataset if isinstance(dataset, str) and dataset else stem
     return Pretrained(source, record["data_mean"], record["data_cov"], name)
 
 
@@ -232,14 +255,25 @@ def pretrained(name: str) -> Pretrained:
     return _from_bytes(_pretrained_bytes(name), f"the shipped model {name!r}", name)
 
 
+def _record(blob: bytes, where: str, caller: str) -> dict:
+    """The msgpack record of a weights file, or `ValueError` for bytes that are not one."""
+    try:
+        record = serialization.msgpack_restore(blob)
+    except Exception as error:
+        raise ValueError(f"{caller}: {where} is not an rdp-jax model file (unreadable).") from error
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"{caller}: {where} is not an rdp-jax model file.")
+    return record
+
+
 def card(name_or_path: str | Path) -> dict:
     """The model card stored with a shipped model (by name) or in a weights file (by path):
-    the training command, steps, wall time, parameter count and test figures."""
+    the training command, steps, wall time, parameter count and test figures.
+
+    **Raises:** `OSError` if the file cannot be read; `ValueError` if it is not a model file.
+    """
     if name_or_path in PRETRAINED:
         blob = _pretrained_bytes(name_or_path)
     else:
         blob = Path(name_or_path).read_bytes()
-    record = serialization.msgpack_restore(blob)
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ValueError(f"card: {name_or_path} is not an rdp-jax model file.")
-    return record["card"]
+    return _record(blob, str(name_or_path), "card")["card"]

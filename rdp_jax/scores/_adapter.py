@@ -72,6 +72,11 @@ class ModelScore(ScoreSource):
         x, sigma = as_float(x), as_float(sigma)
         if sigma.ndim != 0:
             raise ValueError(f"{where}: `sigma` must be a scalar, got shape {sigma.shape}.")
+        if self._event_shape is not None and x.shape != tuple(self._event_shape):
+            raise ValueError(
+                f"{where}: `x` must be one sample of shape {tuple(self._event_shape)}, got "
+                f"{x.shape} (vmap over a batch)."
+            )
         # t_of_sigma rejects σ ≤ 0 and σ beyond the schedule, so t is in range: the unchecked
         # `_scale` saves a second run-time check per call under jit.
         t = self.schedule.t_of_sigma(sigma)

@@ -23,16 +23,20 @@ def fingerprint(model) -> bytes:
     dataclasses (every `equinox.Module`, static fields included) and other objects (flax NNX
     modules) by their class's qualified name and their public attributes; NNX variables by their
     value; functions by qualified name, with their closure variables and defaults (so a closure
-    over weights is covered); classes by qualified name. Module paths are left out, so that a
-    refactoring that moves a class keeps its streams decodable.
+    over weights is covered), but not their code: bytecode differs between Python versions, and
+    hashing it would orphan every stream at an upgrade; classes by qualified name. Module paths
+    are left out, so that a refactoring that moves a class keeps its streams decodable.
 
     Two models with the same fingerprint are the same definition with the same weights; any
     change of a weight, a layer size, an activation or a parametrization changes it (collisions
-    aside, at 2⁻¹²⁸). Memory addresses never enter, so the digest is the same in every process
-    and on every machine, for arrays that are the same bits there. Arrays a source derives and
-    stores are hashed as stored: `scores.gaussian` with a full covariance keeps an
-    eigendecomposition, whose last bits depend on the machine's LAPACK, so such a source
-    fingerprints alike only where it was built alike (a diagonal one always does).
+    aside, at 2⁻¹²⁸), as long as functions that compute differently have different names: two
+    functions of one qualified name, closure and defaults fingerprint alike whatever their
+    bodies (a `lambda x, t: x` and a `lambda x, t: -x` do), so a user-written network function
+    should be renamed when its body changes. Memory addresses never enter, so the digest is the
+    same in every process and on every machine, for arrays that are the same bits there.
+    Arrays a source derives and stores are hashed as stored: `scores.gaussian` with a full
+    covariance keeps an eigendecomposition, whose last bits depend on the machine's LAPACK, so
+    such a source fingerprints alike only where it was built alike (a diagonal one always does).
 
     **Arguments:** `model`: any score source or callable (`rdp_jax.scores`, an `equinox` or
     flax NNX module, a function).
