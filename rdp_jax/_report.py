@@ -7,6 +7,7 @@ import shutil
 import textwrap
 from collections.abc import Sequence
 
+from rdp_jax.experiments._codec_report import json_number
 from rdp_jax.verify import ClaimResult
 
 _SYMBOL = {"equal": "±", "at_most": "≤ +", "at_least": "≥ -", "report": ""}
@@ -64,12 +65,5 @@ def summary(results: Sequence[ClaimResult]) -> str:
 
 def to_json(results: Sequence[ClaimResult]) -> str:
     """The results as a JSON array; NaN and ±∞ become null and "inf"/"-inf" strings."""
-
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-        return x
-
-    return json.dumps(
-        [{k: clean(v) for k, v in dataclasses.asdict(r).items()} for r in results], indent=2
-    )
+    rows = [{k: json_number(v) for k, v in dataclasses.asdict(r).items()} for r in results]
+    return json.dumps(rows, indent=2, allow_nan=False)

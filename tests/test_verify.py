@@ -7,6 +7,7 @@ import pytest
 
 from rdp_jax import _report, cli
 from rdp_jax.verify import Measurement, _registry, claim, registered_claims, run_claims
+from rdp_jax.verify._registry import one_sided_t
 
 
 @pytest.mark.parametrize(
@@ -135,3 +136,10 @@ def test_json_mode_reports_progress_on_stderr(scratch_registry, capsys):
     captured = capsys.readouterr()
     assert "[1/1] PASS  fine" in captured.err
     assert json.loads(captured.out)[0]["name"] == "fine"
+
+
+def test_one_sided_t_is_students_quantile():
+    # The t quantile, not the normal one: 8 samples need 4.79 SE for a 1e-3 false failure.
+    assert one_sided_t(8) == pytest.approx(4.785, abs=1e-3)
+    assert one_sided_t(40) == pytest.approx(3.313, abs=1e-3)
+    assert one_sided_t(10**7) == pytest.approx(3.090, abs=1e-3)

@@ -63,9 +63,17 @@ def sweep_rows(points: Sequence[CodecPoint]) -> list[dict]:
     ]
 
 
+def json_number(x):
+    """`x` as strict JSON can hold it: NaN becomes null and ±∞ the strings "inf" and "-inf"
+    (Python's `json` would write the non-standard NaN and Infinity); anything else unchanged."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
 def write_sweep(rows: Sequence[dict], path: str) -> None:
-    """Writes the rows as CSV (`.csv`) or JSON (anything else), columns in the first row's
-    key order (`sweep_rows`, `traversal_rows`).
+    """Writes the rows as CSV (`.csv`) or strict JSON (anything else; `json_number`), columns
+    in the first row's key order (`sweep_rows`, `traversal_rows`).
 
     **Raises:** `OSError` when the file cannot be written.
     """
@@ -75,7 +83,8 @@ def write_sweep(rows: Sequence[dict], path: str) -> None:
             writer.writeheader()
             writer.writerows(rows)
         else:
-            json.dump(list(rows), f, indent=1)
+            clean = [{k: json_number(v) for k, v in row.items()} for row in rows]
+            json.dump(clean, f, indent=1, allow_nan=False)
 
 
 def sweep_table(rows: Sequence[dict]) -> str:

@@ -36,6 +36,8 @@ class CodecPoint(NamedTuple):
     - `optimal_rate`: R(D, P) from `theory` at the measured (D, P), bits per dimension (P
       clipped at 0).
     - `theory_distortion`, `theory_perception`: the framework's (D, P) at this point (maths §7).
+    - `file_bits`: each file's total bits, in the order of the items' blocks; every point of a
+      sweep codes the same items in the same blocks, so two points compare file by file.
     """
 
     noise: str
@@ -53,6 +55,7 @@ class CodecPoint(NamedTuple):
     optimal_rate: float
     theory_distortion: float
     theory_perception: float
+    file_bits: tuple[int, ...]
 
 
 def _perception(x_hat: np.ndarray, x: np.ndarray) -> tuple[metrics.Estimate, str]:
@@ -151,6 +154,7 @@ def codec_sweep(
             float(optimal) / math.log(2) / dim,
             float(D_th),
             float(P_th),
+            tuple(int(info.total_bits) for _, info in files),
         )
 
     def code(sigma, index):

@@ -16,14 +16,12 @@ import scipy.stats
 
 from rdp_jax import rcc
 from rdp_jax.scores import gaussian
-from rdp_jax.verify._registry import Measurement, claim
+from rdp_jax.verify._registry import Measurement, claim, one_sided_t
 
 # Li & El Gamal (2018, SFRL): an optimal code for the PFR index costs ≤ KL + log2(KL+1) + 4.
 _SFRL_C = 4.0
 # Monte Carlo comparisons: ≤ 5 standard errors (false failure ~6e-7 for a normal mean).
 _Z = 5.0
-# A mean against an upper bound: one-sided, false failure ≤ 1e-3 when E equals the bound.
-_Z_BOUND = 3.1
 # KS level for unbiasedness: a false failure (q exact, p < level) happens with probability 1 %.
 _KS_LEVEL = 0.01
 
@@ -57,9 +55,10 @@ def _codelength(message) -> Measurement:
     kbar = float(np.mean(kbars))
     bound = kbar + math.log2(kbar + 1) + _SFRL_C
     mean, se = float(np.mean(bits)), float(np.std(bits, ddof=1) / math.sqrt(len(bits)))
-    # One-sided: the mean may exceed the bound by 3.1 SE before failing (false failure ≤ 1e-3
-    # if the expectation sits on the bound); a coder that cannot beat raw indices must fail.
-    margin = _Z_BOUND * se
+    # One-sided: the mean may exceed the bound by t₃₉(1e-3) = 3.31 SE before failing (false
+    # failure 1e-3 if the expectation sits on the bound); a coder that cannot beat raw indices
+    # must fail.
+    margin = one_sided_t(len(bits)) * se
     if float(np.mean(raw)) <= bound + margin:
         return Measurement(math.inf, bound, margin, "at_most", detail="raw indices would pass")
     return Measurement(

@@ -25,6 +25,16 @@ EVIDENCE: tuple[Evidence, ...] = ("brute force", "Monte Carlo", "analytic", "gol
 _THEOREM_CITATION = re.compile(r"\b(Thm|Theorem|Lemma|Prop|Proposition|Corollary)\b")
 
 
+def one_sided_t(samples: int, rate: float = 1e-3) -> float:
+    """The multiple of a mean's standard error that a one-sided check allows: Student's t
+    quantile with `samples` − 1 degrees of freedom, so that a true mean sitting exactly on the
+    bound fails with probability `rate` when the SE is estimated from those samples (3.09
+    standard errors for a normal mean, 4.79 with 8 samples, 3.31 with 40)."""
+    import scipy.stats
+
+    return float(scipy.stats.t.isf(rate, samples - 1))
+
+
 @dataclasses.dataclass(frozen=True)
 class Measurement:
     """What a claim measured, what it expected, and how they are compared.
