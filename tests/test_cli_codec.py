@@ -219,6 +219,18 @@ def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
         (["sweep", "--model", "gaussian:1", "--grid", "{root}/g.png"], "--grid"),
         (["sweep", "--model", "pretrained:gmm2d", "--noise", "matched"], "--noise"),
         (["sweep", "--model", "pretrained:gmm2d", "--items", "3"], "--items"),
+        # Checked before any work: an image grid of 2-D points, a figure format matplotlib
+        # cannot write, an output that would overwrite the input.
+        (["sweep", "--model", "pretrained:gmm2d", "--grid", "{root}/g.png"], "need items that"),
+        (["sweep", "--model", "gaussian:1", "--plot", "{root}/p.txt"], "not a figure format"),
+        (
+            ["compress", "{root}/x.npy", "{root}/x.npy", "--model", SPEC, "--sigma", "1"],
+            "is the input file",
+        ),
+        (
+            ["decompress", "{root}/x.rdp", "{root}/x.rdp", "--model", SPEC, "--rho", "1"],
+            "is the input file",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):
@@ -238,6 +250,10 @@ def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):
     ), err
 
 
+def _reject_constant(name):
+    raise AssertionError(f"non-standard JSON constant {name}")
+
+
 def test_sweep_writes_csv_and_json(tmp_path, capsys):
     for name in ("r.csv", "r.json"):
         status, out, _ = run(
@@ -252,14 +268,16 @@ def test_sweep_writes_csv_and_json(tmp_path, capsys):
             "--items",
             "8",
             "--blocks",
-            "2",
+            "1",
             "--out",
             tmp_path / name,
             *FAST,
         )
         assert status == 0 and "bits/dim" in out
-    rows = json.loads((tmp_path / "r.json").read_text())
+    # Strict JSON: one file per σ leaves the bits' SE infinite, written "inf", not Infinity.
+    rows = json.loads((tmp_path / "r.json").read_text(), parse_constant=_reject_constant)
     assert [r["rho"] for r in rows] == [0.0, 1.0]
+    assert [r["bits_se"] for r in rows] == ["inf", "inf"]
     assert (tmp_path / "r.csv").read_text().splitlines()[0].startswith("noise,sigma,rho")
 
 

@@ -19,9 +19,13 @@ def seed(text: str) -> int:
     return value
 
 
-def check_writable(path: str | Path | None, flag: str) -> None:
+def check_writable(
+    path: str | Path | None, flag: str, *, not_input: str | None = None, figure: bool = False
+) -> None:
     """Raises `ValueError` naming `flag` when `path`'s directory does not exist or `path` is a
-    directory, so that a long run does not end in a failed write."""
+    directory, so that a long run does not end in a failed write; also when `path` is the file
+    `not_input` (an input it would overwrite), or, with `figure`, when matplotlib cannot write
+    its extension."""
     if path is None:
         return
     path = Path(path)
@@ -30,6 +34,15 @@ def check_writable(path: str | Path | None, flag: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"{flag} {str(path)!r}: the directory {str(parent)!r} does not exist.")
+    if not_input is not None and path.exists() and path.samefile(not_input):
+        raise ValueError(f"{flag} {str(path)!r} is the input file; give another name.")
+    if figure:
+        from matplotlib.figure import Figure
+
+        kinds = Figure().canvas.get_supported_filetypes()
+        if path.suffix.lstrip(".").lower() not in kinds:
+            known = ", ".join("." + kind for kind in sorted(kinds))
+            raise ValueError(f"{flag} {str(path)!r}: not a figure format; use one of {known}.")
 
 
 def load_array(path: str, flag: str):

@@ -9,6 +9,8 @@ import threading
 from rdp_jax._commands._arguments import check_writable, load_array, seed
 from rdp_jax._commands._model_spec import HELP as MODEL_HELP
 
+DEFAULT_ITEMS = 1000  # `sweep --items`
+
 
 def _vector(text: str, name: str):
     """A scalar, a comma-separated list, or a .npy file, as a float64 array."""
@@ -83,7 +85,7 @@ def _compress(args: argparse.Namespace) -> int:
     from rdp_jax import codec
     from rdp_jax._commands._model_spec import parse
 
-    check_writable(args.output, "OUT")
+    check_writable(args.output, "OUT", not_input=args.input)
     x = load_array(args.input, "IN")
     model = parse(args.model)
     sigma = _vector(args.sigma, "sigma")
@@ -122,9 +124,9 @@ def _decompress(args: argparse.Namespace) -> int:
     from rdp_jax._commands._model_spec import parse
 
     # np.save adds the suffix to a name without it (checked first: "dir/" is not "dir/.npy")
-    check_writable(args.output, "RECON")
+    check_writable(args.output, "RECON", not_input=args.input)
     output = args.output if args.output.endswith(".npy") else args.output + ".npy"
-    check_writable(output, "RECON")
+    check_writable(output, "RECON", not_input=args.input)
     with open(args.input, "rb") as f:
         data = f.read()
     model = parse(args.model)
@@ -178,8 +180,9 @@ def _sweep(args: argparse.Namespace) -> int:
     from rdp_jax import experiments, scores
     from rdp_jax._commands._model_spec import parse
 
-    for path, flag in ((args.out, "--out"), (args.plot, "--plot"), (args.grid, "--grid")):
-        check_writable(path, flag)
+    check_writable(args.out, "--out")
+    for path, flag in ((args.plot, "--plot"), (args.grid, "--grid")):
+        check_writable(path, flag, figure=True)
     model = parse(args.model)
     sigmas, rhos = _vector(args.sigmas, "sigmas").ravel(), _vector(args.rhos, "rhos").ravel()
     if not isinstance(model, scores.Gaussian):
@@ -194,7 +197,7 @@ def _sweep(args: argparse.Namespace) -> int:
             model,
             sigmas,
             rhos,
-            args.items,
+            DEFAULT_ITEMS if args.items is None else args.items,
             noise=noise,
             blocks=args.blocks,
             dtype=args.dtype,
@@ -218,10 +221,16 @@ def _traversal(args: argparse.Namespace, model, sigmas, rhos) -> int:
         raise ValueError(f"--model {args.model!r}: a learned sweep needs a pretrained:NAME model.")
     if args.noise != "isotropic":
         raise ValueError("--noise: spectrum-matched noise is for Gaussian models.")
+    if args.grid and len(model.event_shape) != 2:
+        raise ValueError(
+            f"--grid: image grids need items that are images; {args.model} has items of "
+            f"shape {model.event_shape}."
+        )
     test = np.asarray(datasets.load(model.name, "test"), args.dtype)
-    if not 2 * args.blocks <= args.items <= len(test):
+    items = min(DEFAULT_ITEMS, len(test)) if args.items is None else args.items
+    if not 2 * args.blocks <= items <= len(test):
         raise ValueError(f"--items: between {2 * args.blocks} and the {len(test)} test items.")
-    x = test[: args.items - args.items % args.blocks]
+    x = test[: items - items % args.blocks]
     modes = ("oneshot", "progressive") if args.mode == "both" else (args.mode,)
     with _files_bar(args.blocks * len(sigmas) * len(modes)) as bar:
         points = experiments.traversal_sweep(
@@ -318,7 +327,11 @@ def add(commands) -> None:
     sweep.add_argument("--model", required=True, help=MODEL_HELP)
     sweep.add_argument("--sigmas", default="0.5,1,2", help="comma list (default 0.5,1,2)")
     sweep.add_argument("--rhos", default="0,0.5,1", help="comma list (default 0,0.5,1)")
-    sweep.add_argument("--items", type=int, default=1000, help="items per σ (default 1000)")
+    sweep.add_argument(
+        "--items",
+        type=int,
+        help=f"items per σ (default {DEFAULT_ITEMS}, or a learned model's test set if smaller)",
+    )
     sweep.add_argument("--blocks", type=int, default=4, help="files per σ, for the bits' SE")
     sweep.add_argument(
         "--noise",

@@ -15,7 +15,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"`--steps` must be >= 1, got {args.steps}.")
     out = Path(args.out)
     check_writable(out, "--out")
-    check_writable(args.figure, "--figure")
+    check_writable(args.figure, "--figure", figure=True)
+    check_writable(args.checkpoint, "--checkpoint")
     if args.classifier:
         return _train_classifier(args, out)
     figure = Path(args.figure) if args.figure else out.with_suffix(".loss.png")
