@@ -1,3 +1,15 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
 # %% [markdown]
 # # Learned models: one file of digits decoded across ρ, and the RDP curves against a Gaussian
 #
@@ -31,8 +43,8 @@ print(f"{len(test)} test digits; {models.card('digits')['parameters']} parameter
 # ## One file per rate, five ρ
 #
 # Eight test digits go into one file at each σ. The file's header (the key, the shape and the
-# Gaussian prior's fingerprint) is paid once, so with eight items it is most of the bits;
-# the rcc stream is what grows with the number of items. Each file is decompressed at five ρ,
+# Gaussian prior's fingerprint) is paid once, so with eight items it is a quarter to a half of
+# the bits; the rcc stream is what grows with the number of items. Each file is decompressed at five ρ,
 # from the same X_σ each time; the last row is a posterior sample (the reverse SDE, 20 steps),
 # the seed paper's realism baseline.
 
@@ -85,7 +97,7 @@ for sigma, data in files.items():
 # one file of them took over 45 s here (the channel search grows with the file's bits), and the
 # decoder sees the same X_σ either way, since the file rebuilds it exactly. The rate shown is
 # I(X; X_σ) of the Gaussian fit, ½ Σᵢ log2(1 + λᵢ/σ²) per dimension, the rate the one-shot
-# coder tends to; the eight-item files above pay more than twice that in their rcc stream
+# coder tends to; the eight-item files above pay about twice that in their rcc stream
 # alone (a few bits per chunk of the channel search, and a shape too small to average out), and
 # their header on top.
 #
