@@ -70,6 +70,12 @@ def test_notebook_is_paired_with_its_script_and_has_no_outputs(path):
     assert [(c.cell_type, c.source) for c in committed.cells] == [
         (c.cell_type, c.source) for c in paired.cells
     ], f"{path.name} and {script.name} differ: run `jupytext --sync {script}`"
+    # Both sides must declare the pairing, or `jupytext --sync` updates neither.
+    for side in (committed, paired):
+        formats = side.metadata.get("jupytext", {}).get("formats", "")
+        assert formats == "ipynb,py:percent", (
+            f"{path.name} is not paired: run `jupytext --set-formats ipynb,py:percent {path}`"
+        )
     for cell in committed.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, (
