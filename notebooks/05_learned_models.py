@@ -44,9 +44,9 @@ print(f"{len(test)} test digits; {models.card('digits')['parameters']} parameter
 #
 # Eight test digits go into one file at each σ. The file's header (the key, the shape and the
 # Gaussian prior's fingerprint) is paid once, so with eight items it is a quarter to a half of
-# the bits; the rcc stream is what grows with the number of items. Each file is decompressed at five ρ,
-# from the same X_σ each time; the last row is a posterior sample (the reverse SDE, 20 steps),
-# the seed paper's realism baseline.
+# the bits; the rcc stream is what grows with the number of items. Each file is decompressed
+# at five ρ, from the same X_σ each time; the last row is a posterior sample (the reverse SDE,
+# 20 steps), the seed paper's realism baseline.
 
 # %%
 x = test[:8]
