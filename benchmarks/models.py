@@ -31,10 +31,14 @@ NFE = 20
 
 def denoising_table(name: str, reference, sigmas, x, repeats: int) -> list:
     model = models.pretrained(name)
-    x = np.tile(np.asarray(x, np.float64), (repeats,) + (1,) * (x.ndim - 1))
+    x = np.asarray(x, np.float64)
     rows = []
     for i, sigma in enumerate(sigmas):
-        rows.append(compare_denoisers(jax.random.key(i), model, reference, x, float(sigma)))
+        # `repeats` noises per item; the SEs are over the items (their noises are not
+        # independent observations).
+        rows.append(
+            compare_denoisers(jax.random.key(i), model, reference, x, float(sigma), repeats=repeats)
+        )
         r = rows[-1]
         print(
             f"  σ = {sigma:7.4f}: learned {r.mse:.4e} ± {r.mse_stderr:.1e}, reference "
@@ -46,7 +50,7 @@ def denoising_table(name: str, reference, sigmas, x, repeats: int) -> list:
 
 
 def gmm2d() -> None:
-    print("gmm2d: learned denoiser vs the exact MMSE (test set × 5 noise draws, n = 50,000)")
+    print("gmm2d: learned denoiser vs the exact MMSE (10,000 test samples × 5 noise draws)")
     exact = scores.gaussian_mixture(*datasets.gmm2d_parameters())
     rows = denoising_table("gmm2d", exact, GMM2D_SIGMAS, datasets.load("gmm2d", "test"), 5)
     worst = max(rows, key=lambda r: abs(r.excess))
@@ -64,7 +68,7 @@ def images(name: str) -> None:
     repeats = max(1, 4000 // len(test))
     print(
         f"{name}: learned vs the Gaussian fit's Wiener filter (test std {std:.3f}, "
-        f"n = {repeats * len(test)})"
+        f"{len(test)} test items × {repeats} noise draws)"
     )
     rows = denoising_table(name, model.gaussian_fit(), sigmas, test, repeats)
     half = rows[IMAGE_SIGMA_FACTORS.index(0.5)]
