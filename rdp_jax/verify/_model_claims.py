@@ -98,7 +98,7 @@ def _flat(a) -> np.ndarray:
 
 
 @claim(
-    "digits codec file: ρ = 0 has lower perception and higher MSE than ρ = 1 (> 3 SE)",
+    "digits codec file: ρ = 0 has lower perception and higher MSE than ρ = 1 (3 SE, t₁₅)",
     "Wang, Bi & Zhang 2026, decode-time traversal of one compressed file (one-shot, σ = 0.4)",
     group="models",
     evidence="Monte Carlo",
