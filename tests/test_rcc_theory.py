@@ -7,6 +7,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.integrate  # noqa: E402
@@ -135,3 +136,16 @@ def test_default_count_is_the_smallest_unbiased_one(kl_bits):
         assert _bias_se(chunks, k, n // 2) > BIAS_SE
     # The v5 default, N = 2^18, at 10^5 dimensions of 1 bit: 4.6 SE expected (measured −5.3).
     assert _bias_se(12_500, k, 2**18) > 4
+
+
+def test_deficit_slope_at_zero_kl_is_unknown_not_zero():
+    # The slope at KL = 0 is finite (~9e-4 nats/nat at N = 10, the limit of deficit/KL) but the
+    # quadrature does not compute it: NaN, where the constant branch used to report 0. Other
+    # entries of a batch keep their slopes.
+    grad = jax.grad(theory.pfr_truncation_deficit)
+    assert math.isnan(float(grad(0.0, 10.0)))
+    slopes = jax.vmap(grad, (0, None))(jnp.array([0.0, 1e-10, 1.0]), 10.0)
+    assert math.isnan(slopes[0]) and np.all(np.isfinite(slopes[1:]))
+    assert float(slopes[1]) == pytest.approx(
+        float(theory.pfr_truncation_deficit(1e-6, 10.0)) / 1e-6, rel=1e-2
+    )

@@ -1,5 +1,6 @@
 """The truncation deficit of PFR with N candidates for a Gaussian mean shift (maths §12)."""
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 from jaxtyping import Array, ArrayLike, Float
@@ -22,6 +23,20 @@ MAX_KL = 1e12
 
 def _log_ndtr(x: Array) -> Array:
     return jsp.log_ndtr(x)
+
+
+@jax.custom_jvp
+def _zero_of_unknown_slope(x: Array) -> Array:
+    """0, whose derivative is NaN: the deficit at KL = 0, where the quadrature's slope (which
+    is finite there, ~9e-4 at N = 10) is not computed, and a 0 would be silently wrong."""
+    return jnp.zeros_like(x)
+
+
+@_zero_of_unknown_slope.defjvp
+def _zero_of_unknown_slope_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    # NaN only where x = 0 (its only use), so that no NaN reaches other entries' cotangents.
+    return jnp.zeros_like(x), jnp.where(x == 0, jnp.nan, 0.0) * dx
 
 
 def pfr_truncation_deficit(kl: ArrayLike, num_candidates: ArrayLike) -> Float[Array, "..."]:
@@ -53,7 +68,8 @@ def pfr_truncation_deficit(kl: ArrayLike, num_candidates: ArrayLike) -> Float[Ar
     - `num_candidates`: N > 0 (the arrival times are cut at T ≤ N: the Poisson picture of N
       candidates).
 
-    **Returns:** the deficit in nats, ≥ 0, broadcast over the arguments.
+    **Returns:** the deficit in nats, ≥ 0, broadcast over the arguments. Its derivative in
+    `kl` is NaN at kl = 0 (not computed there), the quadrature's elsewhere.
 
     **Raises:** `ValueError` for a negative, NaN or larger than `MAX_KL` (10¹² nats) `kl`, or
     a non-positive or non-finite `num_candidates` (under `jit`, `equinox.error_if`'s runtime error).
@@ -65,6 +81,7 @@ def pfr_truncation_deficit(kl: ArrayLike, num_candidates: ArrayLike) -> Float[Ar
     n = check_positive_finite(n, "num_candidates", where)
     m, n = jnp.broadcast_arrays(m, n)
     zero = m == 0
+    at_zero = _zero_of_unknown_slope(m)
     m = jnp.where(zero, 1.0, m)
     sd = jnp.sqrt(2.0 * m)
     log_n = jnp.log(n)
@@ -81,4 +98,4 @@ def pfr_truncation_deficit(kl: ArrayLike, num_candidates: ArrayLike) -> Float[Ar
     integrand = jnp.exp(x - jnp.exp(log_lambda) + log_density)  # ds = s dx
     step = (hi - lo) / (_NODES - 1)
     integral = step * (jnp.sum(integrand, axis=-1) - 0.5 * (integrand[..., 0] + integrand[..., -1]))
-    return jnp.where(zero, 0.0, integral / -jnp.expm1(-n))
+    return jnp.where(zero, at_zero, integral / -jnp.expm1(-n))
