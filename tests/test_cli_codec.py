@@ -227,10 +227,6 @@ def test_compress_reports_bits_against_the_information_rate(tmp_path, capsys):
             ["compress", "{root}/x.npy", "{root}/x.npy", "--model", SPEC, "--sigma", "1"],
             "is the input file",
         ),
-        (
-            ["decompress", "{root}/x.rdp", "{root}/x.rdp", "--model", SPEC, "--rho", "1"],
-            "is the input file",
-        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(files, capsys, argv, message):
@@ -309,3 +305,11 @@ def test_model_specs(tmp_path):
     ):
         with pytest.raises(ValueError, match=match):
             _model_spec.parse(spec)
+
+
+def test_figure_names_without_a_suffix_are_accepted(tmp_path):
+    from rdp_jax._commands._arguments import check_writable
+
+    check_writable(tmp_path / "plot", "--plot", figure=True)  # matplotlib writes plot.png
+    with pytest.raises(ValueError, match="not a figure format"):
+        check_writable(tmp_path / "plot.txt", "--plot", figure=True)

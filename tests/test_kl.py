@@ -215,3 +215,13 @@ def test_kl_slopes_are_infinite_at_perfect_realism(direction):
     # constant branch at P = 0 used to report a slope of 0.
     assert float(jax.grad(lambda p: theory.kl_std_deficit(p, direction))(0.0)) == math.inf
     assert float(jax.grad(lambda p: theory.rdp_kl(0.5, p, 1.0, direction))(0.0)) == -math.inf
+    # Reverse mode keeps the distortion's slope there, as rdp_w2 does (theory's docstring).
+    for rate in (
+        lambda d, p: theory.rdp_kl(d, p, 1.0, direction),
+        lambda d, p: theory.rdp_w2(d, p, 1.0),
+    ):
+        dD, dP = jax.jacrev(rate, argnums=(0, 1))(0.5, 0.0)
+        # R(D, 0) = −½ ln(1 − u²), u = 1 − D/2 at s² = 1 (maths §3): dR/dD = −½ u / (1 − u²)
+        u = 1 - 0.5 / 2
+        assert float(dD) == pytest.approx(-0.5 * u / (1 - u**2), rel=1e-12)
+        assert float(dP) == -math.inf

@@ -235,12 +235,18 @@ def test_a_renamed_copy_of_a_weights_file_is_the_same_model(tmp_path):
     assert models.load(tmp_path / "plain.msgpack").name == "plain"
 
 
-@pytest.mark.parametrize("scale", [1e300, 1e-300])
-def test_portable_eigh_at_extreme_scales(scale):
+def test_portable_eigh_at_extreme_scales():
     # √|a_pp·a_qq| overflowed to ∞ beyond ~1e154 (no rotation was ever made: 33 % off).
+    scale = 1e300
     eigenvalues, eigenvectors = _spectrum.portable_eigh(scale * np.array([[2.0, 1.0], [1.0, 2.0]]))
     np.testing.assert_allclose(eigenvalues / scale, [1.0, 3.0], rtol=4 * np.finfo(float).eps)
     np.testing.assert_allclose(np.abs(eigenvectors), np.sqrt(0.5), rtol=4 * np.finfo(float).eps)
+    # The threshold's √|a_pp·a_qq| also where the product underflows (harmless to convergence,
+    # but the helper promises the root), and exactly the product's root elsewhere.
+    tiny = _spectrum._geometric_mean(np.array([2e-300]), np.array([2e-300]))[0]
+    assert tiny == pytest.approx(2e-300, rel=4 * np.finfo(float).eps)  # two roots, one product
+    assert _spectrum._geometric_mean(np.array([2.0]), np.array([8.0]))[0] == 4.0
+    assert _spectrum._geometric_mean(np.array([0.0]), np.array([8.0]))[0] == 0.0
 
 
 def test_mismatched_parts_are_rejected_where_they_are_put_together(tmp_path):
@@ -253,8 +259,11 @@ def test_mismatched_parts_are_rejected_where_they_are_put_together(tmp_path):
     with pytest.raises(ValueError, match="`data`"):
         models.save(tmp_path / "m.msgpack", d, np.zeros((1, 2)), {})
     source = models.score_source(d)
-    with pytest.raises(ValueError, match="`x` must be one sample of shape"):
+    with pytest.raises(ValueError, match="`x` must end in the event shape"):
         source.denoise(jnp.zeros(3), 0.5)
+    assert source.denoise(jnp.zeros((5, 2)), 0.5).shape == (5, 2)  # the MLP takes batches
+    with pytest.raises(ValueError, match="`x` must end in the event shape"):
+        models.pretrained("digits").denoise(jnp.zeros(64), 0.4)
     junk = tmp_path / "junk.msgpack"
     junk.write_bytes(b"\x93\x01\x02\x03 trailing")
     with pytest.raises(ValueError, match="not an rdp-jax model file"):

@@ -4,8 +4,11 @@ Units are nats; `P` is a budget on W2² unless a name says KL. Every function is
 and works under `jit`, `vmap` and `grad` in float64 and float32, but for the per-component
 allocation of `rdp_w2_vector` and the noise and ρ_i of `rdp_optimal_framework`, which are solved
 rather than differentiated: their derivatives are NaN, never a silent 0, as are the second
-derivatives of those two functions' rates (the first come from the envelope theorem). The
-mathematics, cited as "maths §N", is in docs/maths.md.
+derivatives of those two functions' rates (the first come from the envelope theorem). At
+perfect realism, P = 0, a rate's slope in P is infinite (it grows like √P): reverse mode
+(`grad`, `jacrev`) gives ±∞ for it and the other inputs' derivatives, while forward mode
+(`jacfwd`, `jvp`, `hessian`) gives NaN in every input there, since a zero tangent meets the
+infinite slope. The mathematics, cited as "maths §N", is in docs/maths.md.
 
 Bad input raises `ValueError` naming the argument. Under `jit` a bad value is found only at run
 time; compile with `theory.jit` (equinox.filter_jit semantics) to get the same `ValueError`

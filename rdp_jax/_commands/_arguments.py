@@ -25,7 +25,7 @@ def check_writable(
     """Raises `ValueError` naming `flag` when `path`'s directory does not exist or `path` is a
     directory, so that a long run does not end in a failed write; also when `path` is the file
     `not_input` (an input it would overwrite), or, with `figure`, when matplotlib cannot write
-    its extension."""
+    its extension (a name without one gets matplotlib's default format)."""
     if path is None:
         return
     path = Path(path)
@@ -40,7 +40,8 @@ def check_writable(
         from matplotlib.figure import Figure
 
         kinds = Figure().canvas.get_supported_filetypes()
-        if path.suffix.lstrip(".").lower() not in kinds:
+        suffix = path.suffix.lstrip(".").lower()
+        if suffix and suffix not in kinds:  # no suffix: matplotlib writes its default, PNG
             known = ", ".join("." + kind for kind in sorted(kinds))
             raise ValueError(f"{flag} {str(path)!r}: not a figure format; use one of {known}.")
 

@@ -124,7 +124,7 @@ def _decompress(args: argparse.Namespace) -> int:
     from rdp_jax._commands._model_spec import parse
 
     # np.save adds the suffix to a name without it (checked first: "dir/" is not "dir/.npy")
-    check_writable(args.output, "RECON", not_input=args.input)
+    check_writable(args.output, "RECON")
     output = args.output if args.output.endswith(".npy") else args.output + ".npy"
     check_writable(output, "RECON", not_input=args.input)
     with open(args.input, "rb") as f:

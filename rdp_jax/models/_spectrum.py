@@ -47,7 +47,8 @@ def _geometric_mean(app: np.ndarray, aqq: np.ndarray) -> np.ndarray:
     never converged (0). Elsewhere it is the product's root, bit for bit."""
     with np.errstate(over="ignore", under="ignore"):
         product = np.abs(app * aqq)
-        exact = np.isfinite(product) & ((product > np.finfo(np.float64).tiny) | (app * aqq == 0))
+        either_zero = (app == 0) | (aqq == 0)
+        exact = np.isfinite(product) & ((product >= np.finfo(np.float64).tiny) | either_zero)
         split = np.sqrt(np.abs(app)) * np.sqrt(np.abs(aqq))
     return np.where(exact, np.sqrt(product), split)
 

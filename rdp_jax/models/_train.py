@@ -179,7 +179,8 @@ def train(
         _check_number(value, name, integer=True)
     _check_number(checkpoint_every, "checkpoint_every", integer=True)
     _check_number(warmup_steps, "warmup_steps", integer=True, positive=False)
-    _check_number(seed, "seed", integer=True, positive=False)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"train: `seed` must be an int, got {seed!r}.")
     _check_number(learning_rate, "learning_rate", integer=False)
     _check_number(weight_decay, "weight_decay", integer=False, positive=False)
     _check_number(p_std, "p_std", integer=False)
@@ -280,6 +281,11 @@ def _read_checkpoint(path: Path, state, run: dict):
         raise ValueError(f"train: `checkpoint` {path} is not a readable checkpoint.") from error
     if not isinstance(record, dict) or record.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"train: `checkpoint` {path} is not an rdp-jax training checkpoint.")
+    if "model" not in record["run"]:
+        raise ValueError(
+            f"train: `checkpoint` {path} was written by an older rdp-jax, which did not record "
+            "the model it trains; it cannot be resumed safely: start afresh."
+        )
     if record["run"] != run:
         raise ValueError(
             f"train: `checkpoint` {path} is from another run ({record['run']}), not {run}."

@@ -72,10 +72,11 @@ class ModelScore(ScoreSource):
         x, sigma = as_float(x), as_float(sigma)
         if sigma.ndim != 0:
             raise ValueError(f"{where}: `sigma` must be a scalar, got shape {sigma.shape}.")
-        if self._event_shape is not None and x.shape != tuple(self._event_shape):
+        event = () if self._event_shape is None else tuple(self._event_shape)
+        if x.shape[x.ndim - len(event) :] != event:
             raise ValueError(
-                f"{where}: `x` must be one sample of shape {tuple(self._event_shape)}, got "
-                f"{x.shape} (vmap over a batch)."
+                f"{where}: `x` must end in the event shape {event} (one sample, or a batch for "
+                f"a batch-agnostic `fn`), got {x.shape}."
             )
         # t_of_sigma rejects σ ≤ 0 and σ beyond the schedule, so t is in range: the unchecked
         # `_scale` saves a second run-time check per call under jit.
@@ -100,8 +101,9 @@ class ModelScore(ScoreSource):
 
         **Returns:** the score, the shape of `x`.
 
-        **Raises:** `ValueError` naming `sigma` (not > 0 or beyond the schedule) or `fn` (its
-        output shape differs from its input's).
+        **Raises:** `ValueError` naming `x` (it does not end in `event_shape`, when that is
+        known), `sigma` (not > 0 or beyond the schedule) or `fn` (its output shape differs from
+        its input's).
         """
         x, sigma, scale, out = self._evaluate(x, sigma, "ModelScore.score")
         if self.parametrization == "score":
@@ -145,7 +147,8 @@ def from_model(
       with x_t = √ᾱ_t x₀ + √(1 - ᾱ_t) ε) or `"x0"` (the clean sample).
     - `schedule`: the schedule `fn` was trained with; `VE()` (t = σ) by default.
     - `event_shape`: the shape of one sample, if known. Batched callers such as
-      `rdp_jax.decode` need it to tell one sample from a batch; the adapter itself does not.
+      `rdp_jax.decode` need it to tell one sample from a batch; the adapter checks that every
+      `x` ends in it.
 
     **Returns:** a `ModelScore`.
 

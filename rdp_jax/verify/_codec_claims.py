@@ -156,7 +156,7 @@ def _overhead() -> Measurement:
 
 
 @claim(
-    "codec: one file decodes the DP curve at every ρ",
+    "codec: one file decoded at ρ = 0 and ρ = 1 spans theory's D(0) − D(1)",
     "Wang, Bi & Zhang 2026, Prop. 2 (ρ ∈ [0, 1] sweeps the DP curve); maths §7",
     group="codec",
     evidence="Monte Carlo",
