@@ -37,9 +37,9 @@ def check_writable(
     if not_input is not None and path.exists() and path.samefile(not_input):
         raise ValueError(f"{flag} {str(path)!r} is the input file; give another name.")
     if figure:
-        from matplotlib.figure import Figure
+        from matplotlib.backend_bases import FigureCanvasBase
 
-        kinds = Figure().canvas.get_supported_filetypes()
+        kinds = FigureCanvasBase.get_supported_filetypes()
         suffix = path.suffix.lstrip(".").lower()
         if suffix and suffix not in kinds:  # no suffix: matplotlib writes its default, PNG
             known = ", ".join("." + kind for kind in sorted(kinds))

@@ -90,14 +90,20 @@ def _step_function(graphdef, settings: _Settings, mesh: Mesh):
     return step
 
 
-def _check_number(value, name: str, *, integer: bool, positive: bool = True) -> None:
-    """`value` must be a finite int (`integer`) or real number, > 0 (`positive`) or ≥ 0."""
+def _check_number(value, name: str, *, integer: bool, sign: str | None = "positive") -> None:
+    """`value` must be a finite int (`integer`) or real number, and `sign` ("positive",
+    "non-negative", or None for any)."""
     real = int | np.integer if integer else int | float | np.integer | np.floating
     ok = isinstance(value, real) and not isinstance(value, bool | np.bool_)
-    if not ok or not math.isfinite(value) or not (value > 0 if positive else value >= 0):
-        sign = "positive" if positive else "non-negative"
+    if (
+        not ok
+        or not math.isfinite(value)
+        or (sign == "positive" and value <= 0)
+        or (sign == "non-negative" and value < 0)
+    ):
         kind = "int" if integer else "number"
-        raise ValueError(f"train: `{name}` must be a {sign} {kind}, got {value!r}.")
+        wanted = f"a {sign} {kind}" if sign else f"a finite {kind}"
+        raise ValueError(f"train: `{name}` must be {wanted}, got {value!r}.")
 
 
 def _state_digest(rest) -> str:
@@ -178,14 +184,12 @@ def train(
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         _check_number(value, name, integer=True)
     _check_number(checkpoint_every, "checkpoint_every", integer=True)
-    _check_number(warmup_steps, "warmup_steps", integer=True, positive=False)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"train: `seed` must be an int, got {seed!r}.")
+    _check_number(warmup_steps, "warmup_steps", integer=True, sign="non-negative")
+    _check_number(seed, "seed", integer=True, sign=None)
     _check_number(learning_rate, "learning_rate", integer=False)
-    _check_number(weight_decay, "weight_decay", integer=False, positive=False)
+    _check_number(weight_decay, "weight_decay", integer=False, sign="non-negative")
     _check_number(p_std, "p_std", integer=False)
-    if not isinstance(p_mean, int | float | np.integer | np.floating) or not math.isfinite(p_mean):
-        raise ValueError(f"train: `p_mean` must be a finite number, got {p_mean!r}.")
+    _check_number(p_mean, "p_mean", integer=False, sign=None)
     if not 0 <= ema_decay < 1:
         raise ValueError(f"train: `ema_decay` must lie in [0, 1), got {ema_decay!r}.")
     devices = list(jax.local_devices() if devices is None else devices)
